@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   render (and caption) the bundled example assets into demo_out/
+#   make test   install everything and run the tests
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= demo_out
+
+.PHONY: setup sysdeps demo test bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	# CPU torch first, pinned, so nothing can pull the CUDA build.
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[captioner,dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+# Debian packages for the GUI and browser tests (real Blender 3.4 under Xvfb, headless Chromium).
+sysdeps:
+	bash scripts/install_system_deps.sh
+
+demo: setup
+	$(BIN)/farm render examples/assets -o $(DEMO_OUT) --preset mvcap --views 8 --resolution 128 --samples 8 \
+		--categories examples/categories.csv
+
+test: setup sysdeps
+	# pytest exits 5 when nothing was collected; that is not a failure.
+	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo 'no tests collected'; exit 0; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

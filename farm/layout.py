@@ -1,0 +1,67 @@
+"""The output layout contract (architecture section 3): paths, ids and confinement under OUT."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class LayoutError(ValueError):
+    """An identifier or path that would escape the output folder."""
+
+
+MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
+
+
+def check_identifier(value: str, what: str = "uid") -> str:
+    """Refuse identifiers that could escape OUT: separators, '..', absolute paths, control chars."""
+    if not value or value in (".", ".."):
+        raise LayoutError(f"{what} {value!r} is not allowed: empty or a dot name")
+    if "/" in value or "\\" in value or ".." in value or os.path.isabs(value):
+        raise LayoutError(f"{what} {value!r} is not allowed: it contains '/', '\\\\' or '..'")
+    if any(ord(ch) < 32 for ch in value):
+        raise LayoutError(f"{what} {value!r} is not allowed: it contains control characters")
+    return value
+
+
+def confined_path(out_root: str | os.PathLike, rel: str) -> Path:
+    """OUT/rel, refusing anything that resolves outside OUT."""
+    root = Path(out_root).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise LayoutError(f"path {rel!r} escapes the output folder {root}")
+    return target
+
+
+def img_id_stride(view_count: int) -> int:
+    """100, or the next power of ten at or above the view count."""
+    stride = 100
+    while stride < view_count:
+        stride *= 10
+    return stride
+
+
+def img_id(obj_id: int, view_index: int, stride: int = 100) -> int:
+    return obj_id * stride + view_index
+
+
+def view_filename(view_index: int, file_format: str = "PNG") -> str:
+    ext = {"PNG": "png", "JPEG": "jpg"}[file_format]
+    return f"{view_index:03d}.{ext}"
+
+
+def views_rel(uid: str) -> str:
+    return f"views/{check_identifier(uid)}"
+
+
+def im3d_rel(name: str) -> str:
+    return f"im3d/{check_identifier(name, 'im3d object')}"
+
+
+def mvimgnet_rel(category: str, sequence: str) -> str:
+    return f"mvimgnet/{check_identifier(category, 'category')}/{check_identifier(sequence, 'sequence')}"
+
+
+FARM_DIR = ".farm"
+OBJECTS_JSONL = "objects.jsonl"
+METADATA_JSON = "metadata.json"
+TRANSFORMS_JSON = "transforms.json"
