@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
-from typing import Iterator
-
-from blender_addon.rig.fileio import atomic_write_json
+from typing import Any, Iterable, Iterator
 
 from .layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, confined_path, img_id, img_id_stride
 
@@ -19,8 +18,19 @@ def read_objects(out_root: str | os.PathLike) -> list[dict]:
     path = Path(out_root) / OBJECTS_JSONL
     if not path.exists():
         return []
+    objects = []
     with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}: line {lineno} is not a JSON object")
+            objects.append(obj)
+    return objects
 
 
 def dataset_stride(objects: list[dict]) -> int:
@@ -37,8 +47,11 @@ def iter_metadata_records(out_root: str | os.PathLike, objects: list[dict] | Non
         captions_path = confined_path(out_root, f"{obj['out_rel']}/{CAPTIONS_JSON}")
         if not captions_path.exists():
             continue
-        captions = json.loads(captions_path.read_text(encoding="utf-8"))
-        for entry in captions["captions"]:
+        try:
+            captions = json.loads(captions_path.read_text(encoding="utf-8"))["captions"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{captions_path}: not a captions file ({exc})") from None
+        for entry in captions:
             if entry.get("caption") is None:
                 continue  # a failed image is recorded in captions.json, not in metadata
             yield {
@@ -49,7 +62,88 @@ def iter_metadata_records(out_root: str | os.PathLike, objects: list[dict] | Non
             }
 
 
-def write_metadata(out_root: str | os.PathLike) -> Path:
-    """Rebuild OUT/metadata.json atomically from what is done and captioned."""
-    records = list(iter_metadata_records(out_root))
-    return atomic_write_json(Path(out_root) / METADATA_JSON, records, indent=None)
+def write_metadata_records(path: str | os.PathLike, records: Iterable[dict]) -> int:
+    """Stream records into a JSON array at `path`, one record a line, atomically (a temporary
+    name in the same folder, then a rename). Nothing is held in memory. Returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    count = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("[")
+            for record in records:
+                fh.write(",\n" if count else "\n")
+                fh.write(json.dumps(record, ensure_ascii=False))
+                count += 1
+            fh.write("\n]\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return count
+
+
+def write_metadata(out_root: str | os.PathLike, objects: list[dict] | None = None) -> Path:
+    """Rebuild OUT/metadata.json atomically from what is done and captioned (streamed)."""
+    path = Path(out_root) / METADATA_JSON
+    write_metadata_records(path, iter_metadata_records(out_root, objects))
+    return path
+
+
+def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:
+    """The items of a top-level JSON array, decoded one at a time from chunks, so a metadata.json
+    of millions of records is never held whole. Raises ValueError on malformed JSON."""
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as fh:
+        buf, pos, eof = fh.read(chunk_size), 0, False
+
+        def more() -> bool:
+            nonlocal buf, pos, eof
+            if eof:
+                return False
+            chunk = fh.read(chunk_size)
+            eof = not chunk
+            buf, pos = buf[pos:] + chunk, 0
+            return not eof
+
+        def skip_ws() -> str:
+            nonlocal pos
+            while True:
+                while pos < len(buf) and buf[pos] in " \t\r\n":
+                    pos += 1
+                if pos < len(buf) or not more():
+                    return buf[pos] if pos < len(buf) else ""
+
+        if skip_ws() != "[":
+            raise ValueError("not a JSON array")
+        pos += 1
+        first = True
+        while True:
+            ch = skip_ws()
+            if ch == "]":
+                pos += 1
+                break
+            if not first:
+                if ch != ",":
+                    raise ValueError(f"expected ',' or ']' near character {pos}")
+                pos += 1
+                skip_ws()
+            while True:
+                try:
+                    item, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as exc:
+                    if more():
+                        continue
+                    raise ValueError(f"invalid JSON: {exc.msg}") from None
+                if end >= len(buf) and more():
+                    continue  # a number cut at the chunk's end: decode again with more text
+                break
+            pos = end
+            first = False
+            yield item
+        if skip_ws():
+            raise ValueError("extra data after the JSON array")

@@ -1,9 +1,14 @@
-"""Blender GUI: sidebar panel, scene properties and operators."""
+"""Blender GUI: the "MVCap" sidebar tab, its scene properties and operators."""
+from . import ops, panels, props
+
+_MODULES = (props, ops, panels)
 
 
 def register():
-    pass
+    for module in _MODULES:
+        module.register()
 
 
 def unregister():
-    pass
+    for module in reversed(_MODULES):
+        module.unregister()

@@ -1,0 +1,179 @@
+"""Talk to an MVCap farm broker from Blender: the broker's JSON-over-DEALER wire protocol, spoken
+directly with pyzmq (the add-on never imports `farm`). Every wait is short and every socket has
+LINGER 0, so an unreachable farm costs at most `timeout_s` and never hangs Blender.
+"""
+import json
+import os
+import uuid
+
+VERSION = 1  # farm/protocol.py VERSION
+SUBMIT_TIMEOUT_S = 3.0
+
+
+class FarmError(RuntimeError):
+    """The farm could not be reached or refused a request. One-line message."""
+
+
+def _zmq():
+    try:
+        import zmq
+    except ImportError:
+        raise FarmError("pyzmq is not installed in Blender's Python; install the MVCap extension zip") from None
+    return zmq
+
+
+_context = None
+
+
+def context():
+    global _context
+    if _context is None:
+        _context = _zmq().Context()
+    return _context
+
+
+def shutdown():
+    """Close every socket and the context (add-on unregister)."""
+    global _context
+    if _context is not None:
+        _context.destroy(linger=0)
+        _context = None
+
+
+def encode(mtype, **fields):
+    return json.dumps({"v": VERSION, "type": mtype, **fields}, separators=(",", ":")).encode("utf-8")
+
+
+def decode(frame):
+    try:
+        msg = json.loads(frame.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise FarmError("the farm sent a message that is not JSON") from None
+    if not isinstance(msg, dict) or msg.get("v") != VERSION or not isinstance(msg.get("type"), str):
+        raise FarmError(f"the farm speaks another protocol (got {str(msg)[:60]})")
+    return msg
+
+
+def connect(address):
+    zmq = _zmq()
+    if not address.startswith(("tcp://", "ipc://", "inproc://")):
+        raise FarmError(f"farm address {address!r} is not a ZeroMQ address like tcp://127.0.0.1:5555")
+    sock = context().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IDENTITY, ("blender-" + uuid.uuid4().hex[:12]).encode())
+    try:
+        sock.connect(address)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        raise FarmError(f"cannot connect to farm {address}: {exc}") from None
+    return sock
+
+
+def request(address, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
+    """Send one message and wait at most timeout_s for the reply. Raises FarmError."""
+    zmq = _zmq()
+    sock = connect(address)
+    try:
+        sock.send(encode(mtype, **fields), zmq.NOBLOCK)
+        if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+            raise FarmError(f"farm at {address} did not answer within {timeout_s:g} s (is `farm broker` running?)")
+        reply = decode(sock.recv())
+    except zmq.ZMQError as exc:
+        raise FarmError(f"farm at {address}: {exc}") from None
+    finally:
+        sock.close(linger=0)
+    if reply["type"] == "ERROR":
+        raise FarmError(f"farm refused: {reply.get('error', 'unknown error')}")
+    return reply
+
+
+MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
+
+
+def folder_assets(paths):
+    """SUBMIT asset records for mesh files (and folders of them), as the farm's `folder` source
+    makes them: uid = file stem, category = parent folder name, output under views/<uid>."""
+    files = []
+    for raw in paths:
+        if os.path.isdir(raw):
+            for root, dirs, names in os.walk(raw):
+                dirs.sort()
+                files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(MESH_EXTENSIONS)]
+        elif os.path.isfile(raw):
+            files.append(raw)
+        else:
+            raise FarmError(f"{raw}: no such file or folder")
+    assets, seen = [], {}
+    for f in files:
+        f = os.path.realpath(f)
+        uid = os.path.splitext(os.path.basename(f))[0]
+        if not uid or "/" in uid or "\\" in uid or ".." in uid:
+            raise FarmError(f"{f}: the file name {uid!r} cannot be a uid")
+        if uid in seen and seen[uid] != f:
+            raise FarmError(f"uid {uid!r} appears twice: {seen[uid]} and {f}")
+        seen[uid] = f
+        assets.append({"uid": uid, "path": f, "category": os.path.basename(os.path.dirname(f)),
+                       "source": "folder", "out_rel": f"views/{uid}"})
+    if not assets:
+        raise FarmError(f"no mesh files ({', '.join(MESH_EXTENSIONS)}) in {', '.join(paths)}")
+    return assets
+
+
+def submit(address, spec_dict, paths, out_dir, name="blender", caption=False):
+    """Submit assets (files or folders) with a spec; returns the SUBMITTED reply
+    (job_id, objects, queued, skipped). Raises FarmError."""
+    job = {"out_root": os.path.abspath(out_dir), "name": name, "spec": spec_dict, "caption": bool(caption)}
+    reply = request(address, "SUBMIT", job=job, assets=folder_assets(paths))
+    if reply["type"] != "SUBMITTED":
+        raise FarmError(f"farm answered {reply['type']} to SUBMIT")
+    return reply
+
+
+def job_progress(job):
+    """(state, done, failed, total) from a STATUS_REPLY job record; state "done" once finished."""
+    render = job.get("render") or {}
+    done, failed = int(render.get("done", 0)), int(render.get("failed", 0))
+    total = sum(int(v) for v in render.values())
+    state = str(job.get("state", ""))
+    if state == "finished":
+        state = "done" if not failed else "done with failures"
+    return state, done, failed, total
+
+
+class StatusPoller:
+    """Non-blocking STATUS polling for one job: `poll()` never waits, so a timer can call it."""
+
+    def __init__(self, address, job_id, resend_s=2.0, give_up_s=30.0):
+        self.address, self.job_id = address, job_id
+        self.resend_s, self.give_up_s = resend_s, give_up_s
+        self.sock = connect(address)
+        self.sent_at = None
+        self.last_reply_at = None
+        self.started_at = None
+
+    def poll(self, now):
+        """Returns the job dict from a STATUS_REPLY when one has arrived, else None.
+        Raises FarmError when the farm has been silent for give_up_s."""
+        zmq = _zmq()
+        self.started_at = self.started_at or now
+        job = None
+        while self.sock.poll(0, zmq.POLLIN):
+            msg = decode(self.sock.recv())
+            if msg["type"] == "STATUS_REPLY":
+                self.last_reply_at = now
+                for j in msg.get("jobs", []):
+                    if j.get("job_id") == self.job_id:
+                        job = j
+            elif msg["type"] == "ERROR":
+                raise FarmError(f"farm: {msg.get('error', 'unknown error')}")
+        if self.sent_at is None or now - self.sent_at >= self.resend_s or job is not None:
+            self.sock.send(encode("STATUS", job_id=self.job_id), zmq.NOBLOCK)
+            self.sent_at = now
+        if now - (self.last_reply_at or self.started_at) > self.give_up_s:
+            raise FarmError(f"farm at {self.address} stopped answering")
+        return job
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None

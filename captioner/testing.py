@@ -1,0 +1,132 @@
+"""Randomly initialised models of real architectures, built offline from configs.
+
+No weights can be downloaded in tests or CI, so tests and the CPU benchmark build a LLaVA or an
+InstructBLIP (FlanT5-style) of any size from a config, with a small byte-level BPE tokenizer
+trained on the spot, and save model + processor with save_pretrained. The captioner then loads
+the folder through its real loading code (`--model FOLDER`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+_WORDS = (
+    "the a an in of image is on with and this that it its there shows showing picture photo render view "
+    "object small large red blue green white black wooden metal plastic gray grey chair chairs rocking "
+    "airliner airliners mug mugs teapot lamp table car truck boat plane bird dog cat toy model "
+    "write short description for noting main instance user assistant question answer"
+).split()
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+def build_tokenizer(vocab_size: int = 512, extra_text: list[str] | None = None):
+    """A byte-level BPE tokenizer (any text round-trips) with <pad> <s> </s> <image>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [" ".join(_WORDS)] * 20 + list(extra_text or []) + [
+        "The rocking chair in the image is a wooden chair.",
+        "Write a short description for the image, noting that the main instance of the image is a rocking chair.",
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<s>", "</s>", "<image>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token=None)
+
+
+def build_llava(folder: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2, vision_hidden: int = 32,
+                vision_layers: int = 1, image_size: int = 32, patch_size: int = 8, vocab_size: int = 512,
+                intermediate: int | None = None, vision_intermediate: int | None = None, seed: int = 0,
+                init_range: float = 0.02) -> Path:
+    """A randomly initialised LlavaForConditionalGeneration (CLIP vision tower + Llama) and its
+    LlavaProcessor (CLIP image processor, BPE tokenizer, chat template), saved to `folder`."""
+    import torch
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    folder = Path(folder)
+    tok = build_tokenizer(vocab_size)
+    vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=vision_intermediate or 2 * vision_hidden,
+                              num_hidden_layers=vision_layers, num_attention_heads=heads, image_size=image_size,
+                              patch_size=patch_size, projection_dim=vision_hidden)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                       max_position_embeddings=max(256, (image_size // patch_size) ** 2 + 192),
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                       initializer_range=init_range)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=tok.convert_tokens_to_ids("<image>"),
+                         vision_feature_select_strategy="default", vision_feature_layer=-1,
+                         image_seq_length=(image_size // patch_size) ** 2)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size},
+                                         crop_size={"height": image_size, "width": image_size})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=patch_size,
+                               vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
+                               num_additional_image_tokens=1)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def build_instructblip(folder: str | Path, *, hidden: int = 32, layers: int = 1, heads: int = 2,
+                       image_size: int = 32, patch_size: int = 8, query_tokens: int = 4, vocab_size: int = 512,
+                       seed: int = 0, init_factor: float = 1.0) -> Path:
+    """A randomly initialised InstructBlipForConditionalGeneration with a T5 (FlanT5-style)
+    language model, like Salesforce/instructblip-flan-t5-xl, and its InstructBlipProcessor."""
+    import torch
+    from transformers import (BlipImageProcessor, InstructBlipConfig, InstructBlipForConditionalGeneration,
+                              InstructBlipProcessor, InstructBlipQFormerConfig, InstructBlipVisionConfig, T5Config)
+
+    folder = Path(folder)
+    tok = build_tokenizer(vocab_size)
+    qtok = build_tokenizer(vocab_size)
+    vision = InstructBlipVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                      num_attention_heads=heads, image_size=image_size, patch_size=patch_size)
+    qformer = InstructBlipQFormerConfig(vocab_size=len(qtok), hidden_size=hidden, num_hidden_layers=layers,
+                                        num_attention_heads=heads, intermediate_size=2 * hidden,
+                                        encoder_hidden_size=hidden, max_position_embeddings=256,
+                                        pad_token_id=qtok.pad_token_id)
+    # +1: the processor adds <image> when the tokenizer lacks it (ours has it; keep room anyway).
+    text = T5Config(vocab_size=len(tok) + 1, d_model=hidden, d_kv=hidden // heads, d_ff=2 * hidden,
+                    num_layers=layers, num_decoder_layers=layers, num_heads=heads, pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
+                    decoder_start_token_id=tok.pad_token_id, initializer_factor=init_factor,
+                    feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+    config = InstructBlipConfig(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(),
+                                text_config=text.to_dict(), num_query_tokens=query_tokens,
+                                image_token_index=tok.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    model = InstructBlipForConditionalGeneration(config).eval()
+    image_processor = BlipImageProcessor(size={"height": image_size, "width": image_size})
+    processor = InstructBlipProcessor(image_processor=image_processor, tokenizer=tok, qformer_tokenizer=qtok,
+                                      num_query_tokens=query_tokens)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def count_parameters(folder: str | Path) -> int:
+    from safetensors import safe_open
+
+    total = 0
+    for path in Path(folder).glob("*.safetensors"):
+        with safe_open(str(path), "pt") as fh:
+            for key in fh.keys():
+                total += _prod(fh.get_slice(key).get_shape())
+    return total
+
+
+def _prod(shape) -> int:
+    out = 1
+    for dim in shape:
+        out *= int(dim)
+    return out

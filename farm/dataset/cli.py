@@ -1,0 +1,106 @@
+"""The `farm dataset` click group: build, validate, card, gallery, export.
+
+Exit codes: 0 on success; 1 when `validate` finds violations; 2 for bad usage or input (one line,
+`error: ...`, no traceback).
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .common import DatasetError
+
+OUT_ARG = click.argument("out", type=click.Path(file_okay=False, dir_okay=True))
+
+
+def _one_line_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DatasetError, OSError) as exc:
+            message = str(exc) if isinstance(exc, DatasetError) else f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip()
+            click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+            sys.exit(2)
+    return wrapper
+
+
+@click.group("dataset")
+def dataset() -> None:
+    """Assemble, check, describe, browse and export a dataset folder (OUT)."""
+
+
+@dataset.command("build")
+@OUT_ARG
+@_one_line_errors
+def build_cmd(out: str) -> None:
+    """Assemble OUT/metadata.json (and objects.jsonl) from everything done, over every source, atomically."""
+    from .build import build_dataset
+
+    click.echo(build_dataset(out).summary())
+
+
+@dataset.command("validate")
+@OUT_ARG
+@click.option("--skip-files", is_flag=True, help="Do not check that each metadata.json path exists on disk.")
+@click.option("--no-caption-check", is_flag=True, help="Do not check that each caption names its category.")
+@click.option("--max-errors", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Print at most this many violations (0: all); all are counted.")
+def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors: int) -> None:
+    """Check schema, files, ids and category consistency; name every violation; exit 1 on any."""
+    from .validate import validate_dataset
+
+    try:
+        report = validate_dataset(out, check_files=not skip_files, check_captions=not no_caption_check,
+                                  max_kept=max_errors)
+    except DatasetError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for line in report.kept:
+        click.echo(line)
+    if len(report.kept) < report.count:
+        click.echo(f"... {report.count - len(report.kept)} more violation(s) not shown (--max-errors 0 shows all)")
+    click.echo(f"validate: {report.summary()}", err=not report.ok)
+    sys.exit(0 if report.ok else 1)
+
+
+@dataset.command("card")
+@OUT_ARG
+@_one_line_errors
+def card_cmd(out: str) -> None:
+    """Write OUT/README.md: a Hugging Face style dataset card with provenance."""
+    from .card import write_card
+
+    click.echo(f"wrote {write_card(out)}")
+
+
+@dataset.command("gallery")
+@OUT_ARG
+@click.option("--thumb", type=click.IntRange(16, 1024), default=128, show_default=True, help="Thumbnail size in px.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N objects (by obj_id).")
+@_one_line_errors
+def gallery_cmd(out: str, thumb: int, limit: int | None) -> None:
+    """Write OUT/gallery/index.html: a contact sheet per object with its captions, filterable."""
+    from .gallery import write_gallery
+
+    click.echo(f"wrote {write_gallery(out, thumb=thumb, limit=limit)}")
+
+
+@dataset.command("export")
+@OUT_ARG
+@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
+              help="hf: a Hugging Face imagefolder with metadata.jsonl.")
+@click.option("--dest", default="hf", show_default=True, help="Folder inside OUT to write.")
+@_one_line_errors
+def export_cmd(out: str, fmt: str, dest: str) -> None:
+    """Export OUT for other tools (hf: `datasets.load_dataset("imagefolder", data_dir=OUT/hf)`)."""
+    from .export import export_dataset
+
+    folder, count = export_dataset(out, fmt, dest)
+    click.echo(f"exported {count} images to {folder}")
+
+
+if __name__ == "__main__":  # python -m farm.dataset.cli
+    dataset()

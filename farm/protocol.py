@@ -1,0 +1,186 @@
+"""The farm's wire protocol: versioned JSON messages, one frame each, checked against a schema.
+
+Every message is one UTF-8 JSON object `{"v": 1, "type": "...", ...}`. A DEALER sends `[json]`
+and the ROUTER sees `[identity, json]`. Nothing on the wire is ever unpickled: `decode` parses
+JSON and checks every field against `SCHEMAS` with a small explicit validator, and raises
+`ProtocolError` (one line) for anything else.
+
+See docs/internals.md ("Farm wire protocol") for what each message means.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # zmq MAXMSGSIZE on every farm socket
+FILE_CHUNK_BYTES = 512 * 1024  # raw bytes per FILE_CHUNK (base64 on the wire)
+
+HEARTBEAT_S = 1.0  # both directions
+LIVENESS = 4  # a peer silent for LIVENESS heartbeats is dead
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol. It is logged and dropped."""
+
+
+# --- schema -----------------------------------------------------------------------------------
+# A field spec is (type, required). Types: "str", "int", "num", "bool", "dict", "list",
+# "list[int]", "list[str]", "list[dict]", and "?T" for "T or null".
+_OPT = False
+_REQ = True
+
+SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
+    # worker -> broker
+    "READY": {
+        "worker": ("str", _REQ),
+        "host": ("str", _REQ),
+        "pid": ("int", _REQ),
+        "device": ("str", _REQ),
+        "shared_storage": ("bool", _REQ),
+        "kinds": ("list[str]", _OPT),
+        "running": ("?dict", _OPT),  # {"task_id", "attempt_id"} when it reconnects mid-task
+        "results": ("list[list[int]]", _OPT),  # [[task_id, attempt_id]] of results not yet ACKed
+    },
+    "HEARTBEAT": {},
+    "PROGRESS": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ), "done": ("int", _REQ), "total": ("int", _REQ)},
+    "FILE_CHUNK": {
+        "task_id": ("int", _REQ),
+        "attempt_id": ("int", _REQ),
+        "name": ("str", _REQ),
+        "offset": ("int", _REQ),
+        "data": ("str", _REQ),  # base64
+    },
+    "RESULT": {
+        "task_id": ("int", _REQ),
+        "attempt_id": ("int", _REQ),
+        "ok": ("bool", _REQ),
+        "error": ("?str", _OPT),
+        "error_kind": ("?str", _OPT),  # "asset" (its fault), "timeout" (hung), "worker" (crash, env)
+        "result": ("?dict", _OPT),
+        "files": ("?list[dict]", _OPT),  # streamed files: [{"name", "size"}] (no shared storage)
+    },
+    "DISCONNECT": {},
+    # broker -> worker
+    "TASK": {
+        "task_id": ("int", _REQ),
+        "attempt_id": ("int", _REQ),
+        "job_id": ("str", _REQ),
+        "kind": ("str", _REQ),
+        "asset": ("dict", _REQ),
+        "spec": ("?dict", _OPT),
+        "options": ("?dict", _OPT),
+        "out_root": ("str", _REQ),
+        "out_rel": ("str", _REQ),
+        "obj_id": ("int", _REQ),
+        "timeout_s": ("num", _REQ),
+    },
+    "ACK": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
+    "CANCEL_TASK": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
+    "RECONNECT": {},  # "I do not know you: send READY again"
+    # client -> broker
+    "SUBMIT": {"job": ("dict", _REQ), "assets": ("list[dict]", _REQ)},
+    "STATUS": {"job_id": ("?str", _OPT)},
+    "CANCEL": {"job_id": ("str", _REQ)},
+    "RETRY": {"job_id": ("str", _REQ)},
+    # broker -> client
+    "SUBMITTED": {"job_id": ("str", _REQ), "objects": ("int", _REQ), "queued": ("int", _REQ), "skipped": ("int", _REQ)},
+    "STATUS_REPLY": {"jobs": ("list[dict]", _REQ), "workers": ("list[dict]", _OPT)},
+    "OK": {"detail": ("?str", _OPT)},
+    "ERROR": {"error": ("str", _REQ)},
+    # captioner <-> broker (docs/internals.md "Caption hand-off")
+    "CAPTION_LEASE": {"max": ("int", _REQ)},
+    "CAPTION_TASKS": {"tasks": ("list[dict]", _REQ)},
+    "CAPTION_HEARTBEAT": {"attempt_ids": ("list[int]", _REQ)},
+    "CAPTION_DONE": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
+    "CAPTION_FAILED": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ), "error": ("str", _REQ)},
+}
+
+WORKER_TYPES = {"READY", "HEARTBEAT", "PROGRESS", "FILE_CHUNK", "RESULT", "DISCONNECT"}
+CLIENT_TYPES = {"SUBMIT", "STATUS", "CANCEL", "RETRY"}
+CAPTION_TYPES = {"CAPTION_LEASE", "CAPTION_HEARTBEAT", "CAPTION_DONE", "CAPTION_FAILED"}
+INBOUND_TYPES = WORKER_TYPES | CLIENT_TYPES | CAPTION_TYPES
+
+_MAX_INT = 2**53  # ids and counters stay exact in every JSON reader
+
+
+def _check_value(name: str, value: Any, tp: str) -> None:
+    if tp.startswith("?"):
+        if value is None:
+            return
+        tp = tp[1:]
+    ok: bool
+    if tp == "str":
+        ok = isinstance(value, str)
+    elif tp == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool) and -_MAX_INT <= value <= _MAX_INT
+    elif tp == "num":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif tp == "bool":
+        ok = isinstance(value, bool)
+    elif tp == "dict":
+        ok = isinstance(value, dict)
+    elif tp.startswith("list"):
+        ok = isinstance(value, list)
+        if ok and len(value) > 100000:
+            raise ProtocolError(f"field {name!r}: list of {len(value)} items is too long")
+        if ok and tp != "list":
+            inner = tp[5:-1]
+            for i, item in enumerate(value):
+                _check_value(f"{name}[{i}]", item, inner)
+    else:  # pragma: no cover - a schema typo
+        raise AssertionError(f"unknown schema type {tp}")
+    if not ok:
+        raise ProtocolError(f"field {name!r}: expected {tp}, got {type(value).__name__}")
+
+
+def validate(msg: Any, allowed: set[str] | None = None) -> dict:
+    """Check one decoded message against its schema; return it. Raises ProtocolError."""
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"message is a JSON {type(msg).__name__}, not an object")
+    version = msg.get("v")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r}; this broker speaks {VERSION}")
+    mtype = msg.get("type")
+    if not isinstance(mtype, str) or mtype not in SCHEMAS:
+        raise ProtocolError(f"unknown message type {str(mtype)[:40]!r}")
+    if allowed is not None and mtype not in allowed:
+        raise ProtocolError(f"message type {mtype} is not accepted here")
+    schema = SCHEMAS[mtype]
+    for name, (tp, required) in schema.items():
+        if name not in msg:
+            if required:
+                raise ProtocolError(f"{mtype}: missing field {name!r}")
+            continue
+        _check_value(f"{mtype}.{name}", msg[name], tp)
+    return msg
+
+
+def encode(mtype: str, **fields: Any) -> bytes:
+    """One message frame. The message is checked too, so a bug never reaches the wire."""
+    msg = {"v": VERSION, "type": mtype, **fields}
+    validate(msg)
+    return json.dumps(msg, separators=(",", ":")).encode("utf-8")
+
+
+def decode(frame: bytes, allowed: set[str] | None = None) -> dict:
+    """Parse and check one frame. Raises ProtocolError with a one-line reason."""
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"frame of {len(frame)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        msg = json.loads(frame.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ProtocolError(f"not UTF-8 JSON: {str(exc)[:80]}") from None
+    return validate(msg, allowed)
+
+
+def configure_socket(sock, curve: dict | None = None) -> None:
+    """Options every farm socket gets: a message size cap, no lingering, optional CURVE."""
+    import zmq
+
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+    sock.setsockopt(zmq.LINGER, 0)
+    if curve:
+        for opt, value in curve.items():
+            sock.setsockopt(opt, value)

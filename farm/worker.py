@@ -1,0 +1,433 @@
+"""A farm worker: a DEALER socket to the broker and one supervised render child.
+
+Paranoid Pirate: the worker heartbeats the broker every HEARTBEAT_S and expects traffic back; after
+LIVENESS silent periods it closes the socket, waits (exponential backoff) and reconnects, then
+sends READY again with the task it is still running and the results not yet acknowledged, so a
+restarted broker can adopt them. Results stay in an outbox until the broker ACKs them.
+
+The render runs in a child process (farm/worker_child.py) that keeps bpy loaded across tasks. The
+worker kills it on timeout and when the broker calls a task back, and recycles it after
+`max_tasks` tasks or above `max_rss_mb`. A crash of the child costs one attempt, not the worker.
+
+Storage: with shared storage the child writes into OUT/<out_rel> directly; without it, it renders
+into a scratch folder and the worker streams the files to the broker in FILE_CHUNK messages.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import zmq
+
+from . import protocol as P
+from .layout import confined_path
+
+log = logging.getLogger("farm.worker")
+
+RENDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".tmp", ".part")
+
+
+def read_rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc (0 when unknown)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def clean_partial(out_dir: Path) -> None:
+    """Remove what a killed render may have left in an object folder: temporary files, views and
+    transforms.json of an unfinished attempt. Captions and anything else stay."""
+    if not out_dir.is_dir():
+        return
+    for f in out_dir.iterdir():
+        if f.is_file() and (f.name.startswith(".") or f.suffix.lower() in RENDER_SUFFIXES
+                            or f.name == "transforms.json"):
+            try:
+                f.unlink()
+            except OSError:
+                pass
+    try:
+        out_dir.rmdir()  # only when empty
+    except OSError:
+        pass
+
+
+class RenderChild:
+    """The supervised child process."""
+
+    def __init__(self, device: str, env: dict | None = None):
+        self.device = device
+        self.env = env or {}
+        self.proc = None
+        self.conn = None
+        self.tasks = 0
+        self.ready = False
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        from .worker_child import child_main
+
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            self.proc = ctx.Process(target=child_main, args=(child_conn, self.device), daemon=True,
+                                    name="farm-render-child")
+            self.proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        child_conn.close()
+        self.conn = parent_conn
+        self.tasks = 0
+        self.ready = False
+        log.info("render child started (pid %s)", self.proc.pid)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def send(self, obj: dict) -> None:
+        self.conn.send_bytes(json.dumps(obj).encode())
+
+    def recv(self) -> dict | None:
+        """One message, or None when the child is gone."""
+        try:
+            return json.loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            return None
+
+    def rss_mb(self) -> float:
+        return read_rss_mb(self.proc.pid) if self.proc else 0.0
+
+    def stop(self, graceful: bool = True) -> None:
+        if self.proc is None:
+            return
+        if graceful and self.proc.is_alive():
+            try:
+                self.send({"exit": True})
+            except OSError:
+                pass
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(5)
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        self.proc = None
+        self.conn = None
+
+
+class Worker:
+    def __init__(
+        self,
+        connect: str = "tcp://127.0.0.1:5555",
+        *,
+        name: str | None = None,
+        device: str = "cpu",
+        gpu: int | None = None,
+        max_tasks: int = 100,
+        max_rss_mb: float = 4096.0,
+        shared_storage: bool = True,
+        scratch: str | os.PathLike | None = None,
+        curve_keys: str | os.PathLike | None = None,
+        curve_name: str = "client",
+        heartbeat_s: float = P.HEARTBEAT_S,
+        liveness: int = P.LIVENESS,
+        exit_after: int | None = None,
+    ):
+        self.connect_addr = connect
+        self.host = socket.gethostname()
+        self.name = name or f"{self.host}-{os.getpid()}"
+        self.device = device
+        self.max_tasks = max_tasks
+        self.max_rss_mb = max_rss_mb
+        self.shared_storage = shared_storage
+        self.scratch = Path(scratch) if scratch else None
+        if not shared_storage and self.scratch is None:
+            import tempfile
+
+            self.scratch = Path(tempfile.mkdtemp(prefix="farm-scratch-"))
+        self.curve = None
+        if curve_keys:
+            from .keys import client_options
+
+            self.curve = client_options(curve_keys, curve_name)
+        self.heartbeat_s = heartbeat_s
+        self.liveness = liveness
+        self.exit_after = exit_after
+        env = {}
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        self.child = RenderChild(device, env)
+        self.ctx = zmq.Context.instance()
+        self.sock = None
+        self.task: dict | None = None
+        self.deadline = 0.0
+        self.out_dir: Path | None = None
+        self.outbox: dict[tuple[int, int], dict] = {}  # results waiting for ACK
+        self.last_recv = 0.0
+        self.last_send = 0.0
+        self.backoff = 0.5
+        self.reconnect_at: float | None = None
+        self.stopping = False
+        self.done_tasks = 0
+
+    # --- socket -------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        self.sock = self.ctx.socket(zmq.DEALER)
+        P.configure_socket(self.sock, self.curve)
+        self.sock.connect(self.connect_addr)
+        now = time.time()
+        self.last_recv = now
+        running = {"task_id": self.task["task_id"], "attempt_id": self.task["attempt_id"]} if self.task else None
+        self._send("READY", worker=self.name, host=self.host, pid=os.getpid(), device=self.device,
+                   shared_storage=self.shared_storage, kinds=["render", "mvimgnet"], running=running,
+                   results=[list(k) for k in self.outbox])
+        for delivery in list(self.outbox.values()):
+            self._deliver(delivery)
+        log.info("worker %s connected to %s", self.name, self.connect_addr)
+
+    def _disconnect(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+    def _send(self, mtype: str, **fields) -> None:
+        if self.sock is None:
+            return
+        try:
+            self.sock.send(P.encode(mtype, **fields), zmq.NOBLOCK)
+            self.last_send = time.time()
+        except zmq.Again:
+            log.warning("send queue full; %s dropped (the broker will hear again)", mtype)
+
+    def _deliver(self, delivery: dict) -> None:
+        """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt."""
+        key = delivery["key"]
+        for name, path in delivery.get("stream", []):
+            with open(path, "rb") as fh:
+                offset = 0
+                while True:
+                    data = fh.read(P.FILE_CHUNK_BYTES)
+                    if not data and offset > 0:
+                        break
+                    self._send_blocking("FILE_CHUNK", task_id=key[0], attempt_id=key[1], name=name, offset=offset,
+                                        data=base64.b64encode(data).decode("ascii"))
+                    offset += len(data)
+                    if not data:
+                        break
+        self._send("RESULT", **delivery["msg"])
+
+    def _send_blocking(self, mtype: str, **fields) -> None:
+        if self.sock is not None:
+            self.sock.send(P.encode(mtype, **fields))
+            self.last_send = time.time()
+
+    # --- main loop ----------------------------------------------------------------------------
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.child.start()
+        self._connect()
+        try:
+            while not self.stopping:
+                self._tick()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _tick(self) -> None:
+        poller = zmq.Poller()
+        if self.sock is not None:
+            poller.register(self.sock, zmq.POLLIN)
+        if self.child.conn is not None:
+            poller.register(self.child.fileno(), zmq.POLLIN)
+        try:
+            events = dict(poller.poll(100))
+        except zmq.ZMQError:  # interrupted by a signal
+            return
+        now = time.time()
+        if self.sock is not None and events.get(self.sock):
+            while self.sock is not None:
+                try:
+                    frame = self.sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self.last_recv = time.time()
+                self.backoff = 0.5
+                try:
+                    msg = P.decode(frame)
+                except P.ProtocolError as exc:
+                    log.warning("dropped a malformed message from the broker: %s", exc)
+                    continue
+                self._on_broker(msg)
+        if self.child.conn is not None and events.get(self.child.fileno()):
+            self._on_child()
+        self._supervise(now)
+        self._liveness(now)
+
+    def _liveness(self, now: float) -> None:
+        if self.sock is None:
+            if self.reconnect_at is not None and now >= self.reconnect_at:
+                self.reconnect_at = None
+                self._connect()
+            return
+        if now - self.last_recv > self.heartbeat_s * self.liveness:
+            log.warning("broker silent for %.1fs; reconnecting in %.1fs", now - self.last_recv, self.backoff)
+            self._disconnect()
+            self.reconnect_at = now + self.backoff
+            self.backoff = min(self.backoff * 2, 8.0)
+            return
+        if now - self.last_send >= self.heartbeat_s:
+            self._send("HEARTBEAT")
+
+    def _on_broker(self, msg: dict) -> None:
+        mtype = msg["type"]
+        if mtype == "TASK":
+            if self.task is not None:
+                log.warning("got task %s while busy; refusing it", msg["task_id"])
+                self._send("RESULT", task_id=msg["task_id"], attempt_id=msg["attempt_id"], ok=False,
+                           error="worker was busy", error_kind="worker")
+                return
+            self._start_task(msg)
+        elif mtype == "ACK":
+            delivery = self.outbox.pop((msg["task_id"], msg["attempt_id"]), None)
+            if delivery and delivery.get("scratch"):
+                shutil.rmtree(delivery["scratch"], ignore_errors=True)
+        elif mtype == "CANCEL_TASK":
+            if self.task and (self.task["task_id"], self.task["attempt_id"]) == (msg["task_id"], msg["attempt_id"]):
+                log.info("task %s called back by the broker", msg["task_id"])
+                self._kill_child()
+                self._clean_out_dir()
+                self.task = None
+        elif mtype == "RECONNECT":
+            self._disconnect()
+            self._connect()
+        # HEARTBEAT: nothing to do beyond last_recv
+
+    # --- tasks --------------------------------------------------------------------------------
+    def _start_task(self, msg: dict) -> None:
+        if self.shared_storage:
+            out_dir = confined_path(msg["out_root"], msg["out_rel"])
+        else:
+            out_dir = self.scratch / str(msg["attempt_id"]) / "out"
+        clean_partial(out_dir)  # leftovers of an attempt that died elsewhere
+        self.task = msg
+        self.out_dir = out_dir
+        self.deadline = time.time() + float(msg["timeout_s"])
+        if not self.child.alive:
+            self.child.stop(graceful=False)
+            self.child.start()
+        log.info("task %s attempt %s: %s", msg["task_id"], msg["attempt_id"], msg["asset"]["uid"])
+        self.child.send({"task": msg, "out_dir": str(out_dir)})
+
+    def _on_child(self) -> None:
+        while self.child.conn is not None and self.child.conn.poll():
+            msg = self.child.recv()
+            if msg is None:
+                return  # gone; _supervise notices
+            if "ready" in msg:
+                self.child.ready = True
+            elif "progress" in msg and self.task:
+                done, total = msg["progress"]
+                self._send("PROGRESS", task_id=self.task["task_id"], attempt_id=self.task["attempt_id"],
+                           done=done, total=total)
+            elif "result" in msg and self.task:
+                self._finish(True, result=msg["result"])
+            elif "error" in msg and self.task:
+                self._finish(False, error=msg["error"], kind=msg.get("kind") or "worker")
+
+    def _supervise(self, now: float) -> None:
+        if self.task is None:
+            return
+        if not self.child.alive:
+            code = self.child.proc.exitcode if self.child.proc else None
+            self._on_child()  # a result may be waiting in the pipe
+            if self.task is None:
+                return
+            self.child.stop(graceful=False)
+            self._clean_out_dir()
+            self._finish(False, error=f"render process died (exit code {code})", kind="worker")
+        elif now > self.deadline:
+            self._kill_child()
+            self._clean_out_dir()
+            self._finish(False, error=f"render timed out after {self.task['timeout_s']:g}s and was killed",
+                         kind="timeout")
+
+    def _kill_child(self) -> None:
+        self.child.stop(graceful=False)
+
+    def _clean_out_dir(self) -> None:
+        if self.out_dir is not None:
+            clean_partial(self.out_dir)
+
+    def _finish(self, ok: bool, result: dict | None = None, error: str | None = None, kind: str = "asset") -> None:
+        task = self.task
+        key = (task["task_id"], task["attempt_id"])
+        msg = {"task_id": key[0], "attempt_id": key[1], "ok": ok}
+        delivery: dict = {"key": key, "msg": msg}
+        if ok:
+            msg["result"] = result
+            if not self.shared_storage:
+                files = sorted(f for f in self.out_dir.iterdir() if f.is_file() and not f.name.startswith("."))
+                delivery["stream"] = [(f.name, str(f)) for f in files]
+                delivery["scratch"] = str(self.out_dir.parent)
+                msg["files"] = [{"name": f.name, "size": f.stat().st_size} for f in files]
+        else:
+            msg["error"] = error
+            msg["error_kind"] = kind
+            if self.shared_storage:
+                clean_partial(self.out_dir)  # no image of a failed attempt stays behind
+            else:
+                shutil.rmtree(self.out_dir.parent, ignore_errors=True)
+            log.warning("task %s failed (%s): %s", key[0], kind, error)
+        self.outbox[key] = delivery
+        self.task = None
+        self.out_dir = None
+        self.done_tasks += 1
+        if self.child.alive:
+            self.child.tasks += 1
+            rss = self.child.rss_mb()
+            if self.child.tasks >= self.max_tasks or rss > self.max_rss_mb:
+                log.info("recycling the render child after %d tasks (%.0f MB)", self.child.tasks, rss)
+                self.child.stop(graceful=True)
+                self.child.start()
+        self._deliver(delivery)
+        if self.exit_after and self.done_tasks >= self.exit_after:
+            self.stopping = True
+
+    def _shutdown(self) -> None:
+        if self.task is not None:
+            self._kill_child()
+            self._clean_out_dir()
+        self.child.stop(graceful=self.task is None)
+        if self.sock is not None:
+            self._send("DISCONNECT")
+            self.sock.close(linger=1000)
+            self.sock = None
+        log.info("worker %s stopped after %d tasks", self.name, self.done_tasks)

@@ -1,0 +1,266 @@
+#!/usr/bin/env python
+"""Rendering benchmark: views/s of render_asset against the usual one-Blender-per-object method.
+
+- ours: one long-lived Python process with bpy loaded; render_asset renders every view of an asset
+  in one scene (persistent data: import, BVH and shaders once per asset).
+- peer: allenai/objaverse-rendering style: a fresh Python + bpy process per object, the scene
+  reset, the asset imported and normalised, then one bpy.ops.render.render(write_still=True) per
+  view. Same poses (the c2w matrices of our rig), lights and render settings, so only the method
+  differs.
+
+Each method runs `--repeat` times, interleaved, and the best (least disturbed) wall time counts,
+since the machine is shared. The table goes to stdout and, with --write, into BENCHMARKS.md's
+"Rendering" section.
+
+    python scripts/bench_render.py --write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from blender_addon.rig.cameras import c2w_from_view  # noqa: E402
+from blender_addon.rig.lighting import lights_for  # noqa: E402
+from blender_addon.rig.patterns import sample_views  # noqa: E402
+from blender_addon.rig.presets import load_preset  # noqa: E402
+
+DEFAULT_ASSETS = sorted((REPO / "examples" / "assets").glob("*.glb"))
+
+OURS = r"""
+import json, sys
+import bpy
+sys.path.insert(0, {repo!r})
+from blender_addon.rig.spec import spec_from_dict
+from blender_addon.scene.render import render_asset
+args = json.loads(sys.argv[1])
+spec = spec_from_dict(args["spec"])
+out = []
+for i, asset in enumerate(args["assets"]):
+    result = render_asset(asset, spec, f"{{args['out']}}/{{i}}")
+    out.append(result.to_dict()["timings"])
+print("BENCH " + json.dumps({{"assets": out}}))
+"""
+
+# The peer: objaverse-rendering's blender_script.py flow, with this benchmark's settings.
+PEER = r"""
+import json, sys, time
+t_start = time.perf_counter()
+import bpy
+from mathutils import Matrix, Vector
+args = json.loads(sys.argv[1])
+scene = bpy.context.scene
+for obj in list(bpy.data.objects):  # reset_scene(): delete everything
+    bpy.data.objects.remove(obj, do_unlink=True)
+for blocks in (bpy.data.materials, bpy.data.textures, bpy.data.images):
+    for block in list(blocks):
+        blocks.remove(block)
+bpy.ops.import_scene.gltf(filepath=args["asset"], merge_vertices=True)
+
+def scene_bbox():
+    lo, hi = Vector((1e18,) * 3), Vector((-1e18,) * 3)
+    for obj in scene.objects:
+        if obj.type == "MESH":
+            for corner in obj.bound_box:
+                p = obj.matrix_world @ Vector(corner)
+                lo = Vector(map(min, lo, p)); hi = Vector(map(max, hi, p))
+    return lo, hi
+
+roots = [o for o in scene.objects if not o.parent]
+lo, hi = scene_bbox()
+scale = 1 / max(hi - lo)
+for obj in roots:
+    obj.scale = obj.scale * scale
+bpy.context.view_layer.update()
+lo, hi = scene_bbox()
+for obj in roots:
+    obj.matrix_world.translation += -(lo + hi) / 2
+
+r = args["render"]
+scene.render.engine = "CYCLES"
+scene.cycles.device = "CPU"
+scene.cycles.samples = r["samples"]
+scene.cycles.use_denoising = r["denoise"]
+scene.cycles.diffuse_bounces = 1
+scene.cycles.glossy_bounces = 1
+scene.cycles.transparent_max_bounces = 3
+scene.cycles.transmission_bounces = 3
+scene.render.resolution_x = r["resolution_x"]
+scene.render.resolution_y = r["resolution_y"]
+scene.render.resolution_percentage = 100
+scene.render.film_transparent = True
+scene.render.image_settings.file_format = "PNG"
+scene.render.image_settings.color_mode = "RGBA"
+scene.view_settings.view_transform = "Standard"
+
+cam_data = bpy.data.cameras.new("Camera")
+cam_data.lens, cam_data.sensor_width, cam_data.sensor_fit = args["lens_mm"], args["sensor_width_mm"], "HORIZONTAL"
+cam = bpy.data.objects.new("Camera", cam_data)
+scene.collection.objects.link(cam)
+scene.camera = cam
+for i, light in enumerate(args["lights"]):
+    data = bpy.data.lights.new(f"Light{{i}}", light["kind"])
+    data.energy = light["energy"]
+    if light["kind"] == "AREA":
+        data.size = light["size"]
+    obj = bpy.data.objects.new(f"Light{{i}}", data)
+    obj.location, obj.rotation_euler = light["location"], light["rotation_euler"]
+    scene.collection.objects.link(obj)
+
+render_s = 0.0
+for i, c2w in enumerate(args["c2w"]):
+    cam.matrix_world = Matrix(c2w)
+    scene.render.filepath = f"{{args['out']}}/{{i:03d}}.png"
+    t = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    render_s += time.perf_counter() - t
+print("BENCH " + json.dumps({{"render_s": render_s, "in_process_s": time.perf_counter() - t_start}}))
+"""
+
+
+def _run(code: str, payload: dict) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"error: benchmark child failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    return wall, json.loads(lines[-1][6:])
+
+
+def run_ours(spec, assets, out: Path) -> dict:
+    wall, data = _run(OURS.format(repo=str(REPO)), {"spec": spec.to_dict(), "assets": [str(a) for a in assets],
+                                                     "out": str(out)})
+    render_s = sum(t["render_s"] for t in data["assets"])
+    return {"wall_s": wall, "render_s": render_s, "in_asset_s": sum(t["total_s"] for t in data["assets"])}
+
+
+def run_peer(spec, assets, out: Path) -> dict:
+    wall = render_s = 0.0
+    for i, asset in enumerate(assets):
+        uid = Path(asset).stem
+        views = sample_views(spec, uid)
+        lights, _world = lights_for(spec, uid)
+        payload = {
+            "asset": str(asset), "out": str(out / str(i)),
+            "c2w": [c2w_from_view(v).tolist() for v in views],
+            "lights": [{"kind": lt.kind, "energy": lt.energy, "size": lt.size, "location": list(lt.location),
+                        "rotation_euler": list(lt.rotation_euler)} for lt in lights],
+            "render": {k: getattr(spec.render, k) for k in ("samples", "denoise", "resolution_x", "resolution_y")},
+            "lens_mm": spec.camera.lens_mm, "sensor_width_mm": spec.camera.sensor_width_mm,
+        }
+        w, data = _run(PEER.format(), payload)
+        wall += w
+        render_s += data["render_s"]
+    return {"wall_s": wall, "render_s": render_s}
+
+
+def best(runs: list[dict]) -> dict:
+    return min(runs, key=lambda r: r["wall_s"])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("assets", nargs="*", type=Path, help="GLB files (default: examples/assets/*.glb)")
+    parser.add_argument("--preset", default="mvcap")
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--views", type=int, default=12, help="views for the ours-vs-peer comparison")
+    parser.add_argument("--long-views", type=int, default=100, help="views for the render-fraction run")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    assets = args.assets or DEFAULT_ASSETS
+    if not assets:
+        print("error: no assets (examples/assets/*.glb is empty)", file=sys.stderr)
+        return 2
+    base = load_preset(args.preset)
+    spec = base.with_overrides(views=args.views, resolution=args.resolution, samples=args.samples)
+    long_spec = base.with_overrides(views=args.long_views, resolution=args.resolution, samples=args.samples)
+    n = len(assets)
+
+    ours_runs, peer_runs = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
+        tmp = Path(tmp)
+        for r in range(args.repeat):
+            ours_runs.append(run_ours(spec, assets, tmp / f"ours{r}"))
+            peer_runs.append(run_peer(spec, assets, tmp / f"peer{r}"))
+            print(f"repeat {r + 1}: ours {ours_runs[-1]['wall_s']:.1f} s, peer {peer_runs[-1]['wall_s']:.1f} s",
+                  file=sys.stderr)
+        long_run = best([run_ours(long_spec, assets, tmp / f"long{r}") for r in range(args.repeat)])
+    ours, peer = best(ours_runs), best(peer_runs)
+
+    views = n * args.views
+    ours_vps, peer_vps = views / ours["wall_s"], views / peer["wall_s"]
+    long_views = n * args.long_views
+    fraction = long_run["render_s"] / long_run["wall_s"]
+    fraction_in_asset = long_run["render_s"] / long_run["in_asset_s"]
+    rows = [
+        ("render_asset (one process, one scene per asset)", views, ours["wall_s"], ours_vps,
+         f"{ours_vps / peer_vps:.2f}x", f"{ours['render_s'] / ours['wall_s']:.0%}"),
+        ("peer: fresh python+bpy per object, render.render per view", views, peer["wall_s"], peer_vps, "1.00x",
+         f"{peer['render_s'] / peer['wall_s']:.0%}"),
+        (f"render_asset, {args.long_views}-view {args.preset} spec", long_views, long_run["wall_s"],
+         long_views / long_run["wall_s"], "", f"{fraction:.0%} (in render_asset: {fraction_in_asset:.0%})"),
+    ]
+    table = format_table(rows)
+    speedup_ok = ours_vps / peer_vps >= 1.5
+    fraction_ok = fraction >= 0.90
+    verdict = (f"- {args.views} views: render_asset is {ours_vps / peer_vps:.2f}x the peer "
+               f"(target >= 1.5x: {'met' if speedup_ok else 'MISSED'}).\n"
+               f"- {args.long_views} views: {fraction:.0%} of the whole run's wall time is inside "
+               f"bpy.ops.render.render ({fraction_in_asset:.0%} of render_asset's own time) "
+               f"(target >= 90%: {'met' if fraction_ok else 'MISSED'}).")
+    settings = (f"Settings: preset `{args.preset}` with {args.resolution}x{args.resolution} px, {args.samples} "
+                f"samples, denoise {'on' if spec.render.denoise else 'off'}, Cycles CPU, {n} assets "
+                f"({', '.join(a.name for a in assets)}), best of {args.repeat} interleaved runs. "
+                f"Wall time includes starting Python and importing bpy (once for render_asset, once per "
+                f"object for the peer).")
+    print(table)
+    print(verdict)
+    print(settings)
+    if args.write:
+        write_section(table, verdict, settings)
+    return 0
+
+
+def format_table(rows) -> str:
+    lines = ["| method | views | wall s | views/s | vs peer | time inside render |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, views, wall, vps, ratio, frac in rows:
+        lines.append(f"| {name} | {views} | {wall:.1f} | {vps:.2f} | {ratio} | {frac} |")
+    return "\n".join(lines)
+
+
+def write_section(table: str, verdict: str, settings: str) -> None:
+    """Replace (or append) the '## Rendering' section of BENCHMARKS.md, leaving the rest alone."""
+    import bpy  # only for the version line; imported here so --help stays fast
+
+    path = REPO / "BENCHMARKS.md"
+    machine = (f"Machine: {os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), shared with "
+               f"other work; Cycles CPU; bpy {bpy.app.version_string}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+               f"by `python scripts/bench_render.py --write`.")
+    section = f"## Rendering\n\n{machine}\n\n{settings}\n\n{table}\n\n{verdict}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = text.find("## Rendering")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Fixtures for the add-on tests: bpy 5.0.1 with the add-on registered on an empty scene."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def addon():
+    """The add-on registered on an empty scene; unregistered afterwards."""
+    bpy = pytest.importorskip("bpy")
+    import blender_addon
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_addon.register()
+    try:
+        yield bpy
+    finally:
+        blender_addon.unregister()
+
+
+def farm_cli() -> list[str] | None:
+    """The `farm` console script, when the farm package's CLI exists."""
+    if importlib.util.find_spec("farm.cli") is None:
+        return None
+    exe = shutil.which("farm", path=str(VENV_BIN)) or shutil.which("farm")
+    return [exe] if exe else [sys.executable, "-c", "import sys; from farm.cli import main; sys.exit(main())"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, timeout=600, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, **kw)

@@ -1,0 +1,62 @@
+"""blender_addon.scene inside a real, older Blender (Debian's `blender` 3.4), with its own operators.
+
+Skipped where no `blender` executable is installed. Debian's package ships no numpy, so the
+test lends it this interpreter's numpy and Pillow (same Python 3.11 ABI) on PYTHONPATH.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("blender_compat_script.py")
+
+
+def _lend_packages(target: Path) -> Path:
+    import numpy
+    import PIL
+
+    target.mkdir()
+    for module in (numpy, PIL):
+        pkg = Path(module.__file__).parent
+        (target / pkg.name).symlink_to(pkg)
+        libs = pkg.parent / f"{pkg.name.lower()}.libs"
+        for candidate in (libs, pkg.parent / f"{module.__name__.lower()}.libs", pkg.parent / "pillow.libs"):
+            if candidate.is_dir() and not (target / candidate.name).exists():
+                (target / candidate.name).symlink_to(candidate)
+    return target
+
+
+@pytest.mark.slow
+def test_scene_on_installed_blender(tmp_path):
+    blender = shutil.which("blender")
+    if blender is None:
+        pytest.skip("no `blender` executable (Debian's blender 3.4 is installed by scripts/install_system_deps.sh)")
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("lending numpy needs the same Python minor version as Blender's (3.11)")
+    lent = _lend_packages(tmp_path / "site")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(lent), str(REPO)]))
+    proc = subprocess.run(
+        [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(SCRIPT), "--",
+         str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("COMPAT ")]
+    assert lines, f"blender printed no report (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    report = json.loads(lines[-1][len("COMPAT "):])
+    assert report["errors"] == [], report["errors"]
+    version = tuple(report["version"])
+    assert report["eevee_engine"] == ("BLENDER_EEVEE_NEXT" if (4, 2) <= version[:2] < (5, 0) else "BLENDER_EEVEE")
+    for ext, info in report["formats"].items():
+        assert "error" not in info, f"{ext} on Blender {version}: {info['error']}"
+        assert info["largest_side"] == pytest.approx(1.0, abs=1e-4), ext
+        assert max(abs(c) for c in info["centre"]) < 1e-4, ext
+    render = report["render"]
+    assert render["written"] == ["000.png", "001.png", "transforms.json"]
+    assert all(q["issues"] == [] for q in render["quality"]), render["quality"]
