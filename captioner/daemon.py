@@ -167,8 +167,8 @@ class CaptionDaemon:
                     self._open()
                     poller.register(self.sock, zmq.POLLIN)
                     awaiting_since = None
-                # 6. exit conditions
-                if active or awaiting_since is not None:
+                # 6. exit conditions (a broker that never answers counts as idle too)
+                if active:
                     idle_since = time.monotonic()
                 if self.max_tasks is not None and leased_total >= self.max_tasks and not active:
                     break

@@ -76,7 +76,10 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
         status = result.error or f"{result.captioned} captioned, {result.failed} failed, {result.forced} forced prefix"
         log(f"  {result.task.out_rel}: {status}")
         if time.monotonic() - last_write[0] >= metadata_every_s:
-            write_metadata(out_root)
+            try:
+                write_metadata(out_root)
+            except (OSError, ValueError) as exc:  # retried at the end
+                log(f"metadata.json not rewritten yet: {exc}")
             last_write[0] = time.monotonic()
 
     engine = make_engine(on_object_done=on_done)
@@ -86,7 +89,10 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
         engine.run_until_idle()
     finally:
         engine.close()
-    write_metadata(out_root)
+    try:
+        write_metadata(out_root)
+    except (OSError, ValueError) as exc:
+        raise RunError(f"metadata.json: {exc}") from None
     stats = engine.stats.as_dict()
     stats["objects_pending"] = len(tasks)
     return stats

@@ -45,9 +45,12 @@ def build_tokenizer(vocab_size: int = 512, extra_text: list[str] | None = None):
 def build_llava(folder: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2, vision_hidden: int = 32,
                 vision_layers: int = 1, image_size: int = 32, patch_size: int = 8, vocab_size: int = 512,
                 intermediate: int | None = None, vision_intermediate: int | None = None, seed: int = 0,
-                init_range: float = 0.02) -> Path:
+                init_range: float = 0.02, kv_heads: int | None = None, vision_heads: int | None = None,
+                model_vocab: int | None = None) -> Path:
     """A randomly initialised LlavaForConditionalGeneration (CLIP vision tower + Llama) and its
-    LlavaProcessor (CLIP image processor, BPE tokenizer, chat template), saved to `folder`."""
+    LlavaProcessor (CLIP image processor, BPE tokenizer, chat template), saved to `folder`.
+    `model_vocab` sizes the embeddings and LM head like a real model's vocabulary (ids past the
+    small tokenizer decode to nothing)."""
     import torch
     from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
                               LlavaForConditionalGeneration, LlavaProcessor)
@@ -55,10 +58,12 @@ def build_llava(folder: str | Path, *, hidden: int = 32, layers: int = 2, heads:
     folder = Path(folder)
     tok = build_tokenizer(vocab_size)
     vision = CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=vision_intermediate or 2 * vision_hidden,
-                              num_hidden_layers=vision_layers, num_attention_heads=heads, image_size=image_size,
+                              num_hidden_layers=vision_layers, num_attention_heads=vision_heads or heads,
+                              image_size=image_size,
                               patch_size=patch_size, projection_dim=vision_hidden)
-    text = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+    text = LlamaConfig(vocab_size=max(len(tok), model_vocab or 0), hidden_size=hidden,
+                       intermediate_size=intermediate or 2 * hidden, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
                        max_position_embeddings=max(256, (image_size // patch_size) ** 2 + 192),
                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                        initializer_range=init_range)

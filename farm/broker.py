@@ -68,6 +68,7 @@ class Broker:
         liveness: int = P.LIVENESS,
         fsync: bool = False,
         blocklist_threshold: int = DEFAULT_BLOCKLIST_THRESHOLD,
+        group_commit: int = BATCH,
         context: zmq.Context | None = None,
     ):
         self.state_path = Path(state)
@@ -77,6 +78,7 @@ class Broker:
         self.liveness = liveness
         self.fsync = fsync
         self.blocklist_threshold = blocklist_threshold
+        self.group_commit = group_commit  # messages per transaction (1 = a commit per message)
         self.ctx = context or zmq.Context.instance()
         self.endpoint: str | None = None
         self.store: Store | None = None
@@ -161,25 +163,43 @@ class Broker:
                         except zmq.Again:
                             break
                 now = time.time()
+                work = []
+                for frames in batch:
+                    parsed = self._parse(frames)
+                    if parsed is None:
+                        continue
+                    w = self.workers.get(parsed[0])
+                    if parsed[1]["type"] == "HEARTBEAT" and w is not None:
+                        w.last_seen = now  # the common case needs no transaction
+                        continue
+                    work.append(parsed)
                 maint = now >= next_maint
-                out: list[tuple[bytes, bytes]] = []
-                if batch or maint or self.maybe_queued:
+                if maint:
+                    next_maint = now + MAINTENANCE_S
+                # group commit: many messages per transaction; replies only after the commit
+                step = max(1, self.group_commit)
+                chunks = [work[i:i + step] for i in range(0, len(work), step)] or [[]]
+                for n, chunk in enumerate(chunks):
+                    last = n == len(chunks) - 1
+                    if not (chunk or (last and (maint or self.maybe_queued))):
+                        continue
+                    out: list[tuple[bytes, bytes]] = []
                     with self.store.transaction():
-                        for frames in batch:
-                            self._handle_frames(frames, now, out)
-                        if maint:
+                        for identity, msg in chunk:
+                            self._handle_one(identity, msg, now, out)
+                        if last and maint:
                             self._maintain(now, out)
-                            next_maint = now + MAINTENANCE_S
-                        if self.maybe_queued:
+                        if last and self.maybe_queued:
                             self._dispatch(now, out)
-                for identity, frame in out:
-                    self._send(identity, frame)
+                    for identity, frame in out:
+                        self._send(identity, frame)
                 if batch:
                     self.stats["batches"] += 1
                     self.stats["messages"] += len(batch)
-                quiet = not batch or len(batch) < 64
+                # objects.jsonl after each finished object when the farm is calm; under load at
+                # most once a second (and always when a job finishes)
                 if (self.store.dirty_roots or self.metadata_dirty) and (
-                    self.store.finished_jobs or (quiet and now - last_export >= 0.05) or now - last_export >= EXPORT_EVERY_S
+                    self.store.finished_jobs or not batch or now - last_export >= EXPORT_EVERY_S
                 ):
                     self._export()
                     last_export = now
@@ -231,16 +251,20 @@ class Broker:
             self._drop_log_budget -= 1
             log.warning("dropping more malformed messages without logging each one")
 
-    def _handle_frames(self, frames: list[bytes], now: float, out: list) -> None:
+    def _parse(self, frames: list[bytes]) -> tuple[bytes, dict] | None:
+        """(identity, checked message), or None for a malformed one (logged and dropped)."""
         if len(frames) != 2:
             self._drop(frames[0] if frames else None, f"{len(frames)} frames, expected [identity, json]")
-            return
+            return None
         identity, payload = frames
         try:
-            msg = P.decode(payload, P.INBOUND_TYPES)
+            return identity, P.decode(payload, P.INBOUND_TYPES)
         except P.ProtocolError as exc:
             self._drop(identity, str(exc))
-            return
+            return None
+
+    def _handle_one(self, identity: bytes, msg: dict, now: float, out: list) -> None:
+        """One message inside the open transaction; its own savepoint keeps a failure contained."""
         self.store.db.execute("SAVEPOINT msg")
         try:
             self._handle(identity, msg, now, out)

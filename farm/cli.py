@@ -208,9 +208,10 @@ def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
 @_curve_option
 @click.option("--fsync", is_flag=True, help="synchronous=FULL: also survive power loss (slower).")
 @click.option("--heartbeat", type=float, default=None, hidden=True)
+@click.option("--group-commit", type=int, default=None, hidden=True, help="Messages per transaction (benchmarks).")
 @click.option("--blocklist-after", type=int, default=3, show_default=True,
               help="Worker-caused failures in one job before that worker is blocked from it.")
-def broker_cmd(bind, state, curve_keys, fsync, heartbeat, blocklist_after):
+def broker_cmd(bind, state, curve_keys, fsync, heartbeat, group_commit, blocklist_after):
     """Run the broker (ROUTER) in the foreground until Ctrl-C or SIGTERM."""
     import signal
 
@@ -218,6 +219,8 @@ def broker_cmd(bind, state, curve_keys, fsync, heartbeat, blocklist_after):
 
     _check_bind(bind, curve_keys)
     kwargs = {"heartbeat_s": heartbeat} if heartbeat else {}
+    if group_commit:
+        kwargs["group_commit"] = group_commit
     b = Broker(state, bind, curve_keys=curve_keys, fsync=fsync, blocklist_threshold=blocklist_after, **kwargs)
     b.open()
     signal.signal(signal.SIGTERM, lambda *_: b.stop())

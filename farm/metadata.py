@@ -69,13 +69,20 @@ def write_metadata_records(path: str | os.PathLike, records: Iterable[dict]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("[")
+            batch: list[str] = []
             for record in records:
-                fh.write(",\n" if count else "\n")
-                fh.write(json.dumps(record, ensure_ascii=False))
-                count += 1
+                batch.append(encode(record))
+                if len(batch) == 4096:
+                    fh.write(("\n" if not count else ",\n") + ",\n".join(batch))
+                    count += len(batch)
+                    batch.clear()
+            if batch:
+                fh.write(("\n" if not count else ",\n") + ",\n".join(batch))
+                count += len(batch)
             fh.write("\n]\n")
             fh.flush()
             os.fsync(fh.fileno())

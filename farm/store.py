@@ -103,7 +103,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks (queue, state, priority DESC, task_id);
-CREATE INDEX IF NOT EXISTS tasks_job ON tasks (job_id, queue, state);
+CREATE INDEX IF NOT EXISTS tasks_job ON tasks (job_id, state);
 CREATE INDEX IF NOT EXISTS tasks_object ON tasks (object_id, queue, state);
 CREATE TABLE IF NOT EXISTS attempts (
     attempt_id INTEGER PRIMARY KEY,
@@ -170,6 +170,8 @@ class Store:
         ):
             self.failed_by.setdefault(row[0], set()).add(row[1])
         self.dirty_roots: set[str] = set()  # out_roots whose objects.jsonl is stale
+        self._lines: dict[str, dict[int, str]] = {}  # out_root -> obj_id -> objects.jsonl line
+        self._changed: dict[str, set[int]] = {}  # out_root -> object row ids to encode again
         self.finished_jobs: list[str] = []  # jobs that became finished in this transaction
 
     def close(self) -> None:
@@ -268,8 +270,8 @@ class Store:
                     object_id = row["id"]
                     # the asset may have moved or been re-categorised; the id stays
                     self.db.execute(
-                        "UPDATE objects SET asset = ?, category = ?, uid = ? WHERE id = ?",
-                        (asset["path"], asset.get("category"), asset["uid"], object_id),
+                        "UPDATE objects SET asset = ?, category = ?, uid = ?, updated = ? WHERE id = ?",
+                        (asset["path"], asset.get("category"), asset["uid"], now, object_id),
                     )
                     if row["status"] == "done":
                         skipped += 1
@@ -290,12 +292,12 @@ class Store:
                     (job_id, object_id, kind, priority, now),
                 )
                 self.db.execute(
-                    "UPDATE objects SET status = 'pending', error = NULL, views = ? WHERE id = ?",
-                    (views, object_id),
+                    "UPDATE objects SET status = 'pending', error = NULL, views = ?, updated = ? WHERE id = ?",
+                    (views, now, object_id),
                 )
                 queued += 1
             self._event("submit", job_id, detail=f"{len(assets)} objects, {queued} queued, {skipped} already done")
-            self.dirty_roots.add(out_root)
+            self._invalidate(out_root)
             if queued == 0:
                 self.finished_jobs.append(job_id)
         return {"job_id": job_id, "objects": len(assets), "queued": queued, "skipped": skipped}
@@ -418,7 +420,7 @@ class Store:
                     " VALUES (?, ?, 'caption', 'caption', 'queued', ?, ?)",
                     (row["job_id"], row["object_id"], row["priority"], now),
                 )
-            self.dirty_roots.add(job["out_root"])
+            self._touch(job["out_root"], row["object_id"])
         self._maybe_finished(row["job_id"])
         return True
 
@@ -457,7 +459,7 @@ class Store:
                     "UPDATE objects SET status = 'failed', error = ?, attempts = ?, updated = ? WHERE id = ?",
                     (error, row["attempts"], now, row["object_id"]),
                 )
-                self.dirty_roots.add(job["out_root"])
+                self._touch(job["out_root"], row["object_id"])
             self._maybe_finished(row["job_id"])
         return new_state
 
@@ -514,7 +516,7 @@ class Store:
                 count += 1
             if rows:
                 self._event("fail", job_id, detail=f"{len(rows)} tasks: every live worker is blocklisted")
-                self.dirty_roots.add(self.job(job_id)["out_root"])
+                self._invalidate(self.job(job_id)["out_root"])
                 self._maybe_finished(job_id)
         return count
 
@@ -569,7 +571,7 @@ class Store:
             self.db.execute("UPDATE jobs SET canceled = 1 WHERE job_id = ?", (job_id,))
             self._jobs.pop(job_id, None)
             self._event("cancel", job_id, detail=f"{len(leased)} running tasks called back")
-            self.dirty_roots.add(self.job(job_id)["out_root"])
+            self._invalidate(self.job(job_id)["out_root"])
             self.finished_jobs.append(job_id)
         return leased
 
@@ -589,7 +591,7 @@ class Store:
                 jobs.discard(job_id)
             self._jobs.pop(job_id, None)
             self._event("retry", job_id, detail=f"{cur.rowcount} tasks queued again")
-            self.dirty_roots.add(self.job(job_id)["out_root"])
+            self._invalidate(self.job(job_id)["out_root"])
         return cur.rowcount
 
     def status(self, job_id: str | None = None, limit: int = 50) -> list[dict]:
@@ -651,22 +653,51 @@ class Store:
         return self.db.execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
 
     # --- objects.jsonl ------------------------------------------------------------------------
+    @staticmethod
+    def _object_record(r: sqlite3.Row) -> dict:
+        return {
+            "obj_id": r["obj_id"], "uid": r["uid"], "source": r["source"], "category": r["category"],
+            "asset": r["asset"], "out_rel": r["out_rel"], "views": r["views"], "status": r["status"],
+            "error": r["error"], "attempts": r["attempts"],
+            "missing_textures": json.loads(r["missing_textures"] or "[]"),
+            "quality": json.loads(r["quality"] or "[]"),
+        }
+
     def objects(self, out_root: str) -> list[dict]:
-        out = []
-        for r in self.db.execute("SELECT * FROM objects WHERE out_root = ? ORDER BY obj_id", (out_root,)):
-            out.append({
-                "obj_id": r["obj_id"], "uid": r["uid"], "source": r["source"], "category": r["category"],
-                "asset": r["asset"], "out_rel": r["out_rel"], "views": r["views"], "status": r["status"],
-                "error": r["error"], "attempts": r["attempts"],
-                "missing_textures": json.loads(r["missing_textures"] or "[]"),
-                "quality": json.loads(r["quality"] or "[]"),
-            })
-        return out
+        return [self._object_record(r) for r in
+                self.db.execute("SELECT * FROM objects WHERE out_root = ? ORDER BY obj_id", (out_root,))]
+
+    def _touch(self, out_root: str, object_id: int) -> None:
+        self.dirty_roots.add(out_root)
+        if out_root in self._lines:
+            self._changed.setdefault(out_root, set()).add(object_id)
+
+    def _invalidate(self, out_root: str) -> None:
+        """Many objects changed: the next export reads them all."""
+        self.dirty_roots.add(out_root)
+        self._lines.pop(out_root, None)
+        self._changed.pop(out_root, None)
 
     def export_objects(self, out_root: str) -> Path:
-        """Rewrite OUT/objects.jsonl atomically from the store."""
-        lines = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in self.objects(out_root))
-        return atomic_write_text(Path(out_root) / OBJECTS_JSONL, lines)
+        """Rewrite OUT/objects.jsonl atomically from the store. Lines are cached per object and
+        only objects changed since the last export are encoded again."""
+        cache = self._lines.get(out_root)
+        if cache is None:
+            cache = {}
+            rows = self.db.execute("SELECT * FROM objects WHERE out_root = ?", (out_root,)).fetchall()
+        else:
+            ids = sorted(self._changed.pop(out_root, set()))
+            rows = []
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                rows += self.db.execute(f"SELECT * FROM objects WHERE id IN ({','.join('?' * len(part))})",
+                                        part).fetchall()
+        for r in rows:
+            cache[r["obj_id"]] = json.dumps(self._object_record(r), ensure_ascii=False) + "\n"
+        self._lines[out_root] = cache
+        self._changed.pop(out_root, None)
+        text = "".join(cache[k] for k in sorted(cache))
+        return atomic_write_text(Path(out_root) / OBJECTS_JSONL, text)
 
     def flush_exports(self) -> None:
         roots, self.dirty_roots = self.dirty_roots, set()

@@ -37,8 +37,9 @@ def eevee_engine_name() -> str:
 def reset_scene() -> None:
     """Remove everything a previous asset or the startup file left, keeping bpy loaded.
 
-    Much cheaper than wm.read_factory_settings, and it frees the data blocks (meshes, images)
-    so a long-lived worker does not grow from asset to asset.
+    Cheaper than wm.read_factory_settings (measured on bpy 5.0.1: reset + import of a 1.5 MB GLB
+    36 ms, against 79 ms with factory settings), and it frees the data blocks (meshes, images),
+    so a long-lived worker does not grow: RSS stayed at 380-440 MB over 160 renders of 4 assets.
     """
     scene = bpy.context.scene
     # Other scenes (e.g. appended from a .blend) go first: they hold users of the data below.
@@ -54,7 +55,7 @@ def reset_scene() -> None:
             continue
         if len(blocks):
             bpy.data.batch_remove(list(blocks))
-    # Whatever is left unused (e.g. brushes' node groups re-created by the UI) is purged too.
+    # Anything the removed blocks were the last users of goes too.
     try:
         bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
     except TypeError:  # 3.x before the keyword arguments
@@ -72,6 +73,19 @@ def enable_gpu(device: str) -> str:
     device = (device or "cpu").lower()
     if device == "cpu":
         return "CPU"
+    if device in _gpu_choice:  # probing devices is slow (driver init); once per process
+        backend = _gpu_choice[device]
+        if backend != "CPU":
+            bpy.context.preferences.addons["cycles"].preferences.compute_device_type = backend
+        return backend
+    _gpu_choice[device] = backend = _probe_gpu(device)
+    return backend
+
+
+_gpu_choice: dict[str, str] = {}
+
+
+def _probe_gpu(device: str) -> str:
     wanted = ["OPTIX", "CUDA", "HIP", "ONEAPI", "METAL"] if device == "gpu" else [device.upper()]
     try:
         prefs = bpy.context.preferences.addons["cycles"].preferences

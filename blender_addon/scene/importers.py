@@ -214,7 +214,11 @@ def _run_importer(path: Path) -> None:
     try:
         result = op(filepath=str(path))
     except Exception as exc:  # operators raise RuntimeError with the report text
-        raise AssetError(f"{path.name}: import failed ({idname}): {_error_line(exc)}") from None
+        reason = _error_line(exc)
+        if "draco" in str(exc).lower():  # some builds (PyPI bpy 4.2, Debian's 3.4) ship no decoder
+            raise AssetError(f"{path.name}: Draco-compressed mesh, and this Blender build has no Draco "
+                             f"decoder ({reason})") from None
+        raise AssetError(f"{path.name}: import failed ({idname}): {reason}") from None
     if "FINISHED" not in result:
         raise AssetError(f"{path.name}: import was cancelled by {idname}")
 
@@ -230,6 +234,9 @@ def _append_blend(path: Path) -> None:
     for obj in data_to.objects:
         if obj is not None and obj.name not in collection.objects:
             collection.objects.link(obj)
+            if not obj.hide_render:
+                # hidden in the viewport but rendered: measure it too (the depsgraph skips it)
+                obj.hide_viewport = False
 
 
 # --- checks after the importer ran ------------------------------------------------------------------
@@ -281,7 +288,9 @@ def import_asset(path: str | os.PathLike) -> list:
         _append_blend(path)
     else:
         _run_importer(path)
-    new = [obj for obj in bpy.data.objects if obj.as_pointer() not in before]
+    scene_objects = {obj.as_pointer() for obj in bpy.context.scene.objects}
+    # only what is in the scene renders (importers may also make unlinked helper objects)
+    new = [obj for obj in bpy.data.objects if obj.as_pointer() not in before and obj.as_pointer() in scene_objects]
     drop = [obj for obj in new if obj.type in _DROP_TYPES and not obj.children]
     if drop:
         dropped = {obj.as_pointer() for obj in drop}

@@ -148,7 +148,7 @@ def normalize_objects(objects, mode: str = "unit_box", frame: int = 0) -> Normal
     after = world_points([holder])
     return Normalization(
         scale=float(scale),
-        offset=[float(v) for v in offset],
+        offset=[float(v) + 0.0 for v in offset],  # + 0.0 turns -0.0 into 0.0 in the JSON
         radius=float(np.linalg.norm(after, axis=1).max()),
         mode=mode,
         frame=int(frame),

@@ -150,11 +150,13 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
     written: list[Path] = []
     temps: list[Path] = []
     tag = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    created_dir = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         final_transforms = out_dir / TRANSFORMS_NAME
         if final_transforms.exists():
             final_transforms.unlink()
+        _remove(out_dir.glob(".*.part"))  # left by an attempt that was killed mid-render
 
         build.reset_scene()
         objects = import_asset(asset_path)
@@ -215,8 +217,17 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
         write_s += time.perf_counter() - t0
     except BaseException as exc:
         _remove(written + temps)
-        if isinstance(exc, AssetError) or not isinstance(exc, Exception):
-            raise  # AssetError as is; KeyboardInterrupt/SystemExit (a supervisor's stop) too
+        if created_dir:
+            try:
+                out_dir.rmdir()  # only if empty: an empty views/<uid>/ would look like a started object
+            except OSError:
+                pass
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt/SystemExit: a supervisor's stop, not the asset's fault
+        if isinstance(exc, AssetError):
+            if str(exc).startswith(asset_path.name):
+                raise
+            raise AssetError(f"{asset_path.name}: {exc}") from None
         raise AssetError(f"{asset_path.name}: {type(exc).__name__}: {exc}") from exc
     _remove(temps)  # nothing should be left, but never leave a .part behind
 

@@ -18,8 +18,8 @@ TOP_FIELDS = ("name", "description", "reproduces", "seed")  # "version" is fixed
 ENUMS = {
     "camera.pattern": {
         "ring": ("Ring", "Even azimuths at each listed elevation"),
-        "hemisphere_random": ("Random Hemisphere", "Random viewpoints in the elevation band (MVCap)"),
-        "sphere_random": ("Random Sphere", "Random viewpoints over the whole sphere"),
+        "hemisphere_random": ("Hemisphere", "Random viewpoints in the elevation band (MVCap)"),
+        "sphere_random": ("Sphere", "Random viewpoints over the whole sphere"),
         "fibonacci": ("Fibonacci", "Evenly spread viewpoints in the elevation band"),
         "hammersley": ("Hammersley", "Low-discrepancy viewpoints in the elevation band"),
         "explicit": ("Explicit", "A list of azimuth, elevation, distance rows"),

@@ -41,7 +41,6 @@ class MVCAP_OT_import_asset(_Op, ImportHelper):
                                     description="Delete the previously imported asset first")
 
     def execute(self, context):
-        from ..scene.errors import AssetError
         from ..scene.importers import import_asset
         from . import preview
 
@@ -53,9 +52,7 @@ class MVCAP_OT_import_asset(_Op, ImportHelper):
         old = preview.asset_objects(context.scene) if self.replace else []
         try:
             objects = import_asset(path)
-        except AssetError as exc:
-            return self.fail(f"cannot import {os.path.basename(path)}: {_one_line(exc)}")
-        except Exception as exc:  # an importer's own crash
+        except Exception as exc:  # AssetError, or an importer's own crash
             return self.fail(f"cannot import {os.path.basename(path)}: {_one_line(exc)}")
         for ob in old:
             if ob.name in bpy.data.objects:
@@ -87,6 +84,10 @@ class MVCAP_OT_normalize(_Op):
             norm = normalize_objects(objects, s.normalize.mode, s.normalize.frame)
         except Exception as exc:
             return self.fail(f"cannot normalise: {_one_line(exc)}")
+        for ob in objects:  # the holder normalisation parents the asset to belongs to the asset
+            while ob.parent is not None:
+                ob = ob.parent
+                ob[preview.ASSET_KEY] = s.asset_uid or preview.DEFAULT_UID
         s.normalized, s.norm_radius, s.norm_scale = True, float(norm.radius), float(norm.scale)
         self.report({"INFO"}, f"normalised: scale {norm.scale:.4g}, radius {norm.radius:.4g}")
         return {"FINISHED"}

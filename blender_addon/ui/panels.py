@@ -2,12 +2,20 @@
 import bpy
 
 from ..rig.spec import SPEC_VERSION
+from . import fields
 
 
 class _Panel:
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "MVCap"
+
+
+def _view_count(s):
+    try:
+        return fields.settings_to_spec(s).view_count
+    except Exception:  # an invalid spec is reported by the operators
+        return "?"
 
 
 def _cols(layout):
@@ -30,7 +38,7 @@ class MVCAP_PT_main(_Panel, bpy.types.Panel):
 
         box = layout.box()
         row = box.row(align=True)
-        row.operator("mvcap.import_asset", icon="IMPORT")
+        row.operator("mvcap.import_asset", text="Import", icon="IMPORT")
         row.operator("mvcap.normalize", icon="OBJECT_ORIGIN")
         if s.asset_uid:
             state = f"scale {s.norm_scale:.3g}" if s.normalized else "not normalised"
@@ -41,7 +49,7 @@ class MVCAP_PT_main(_Panel, bpy.types.Panel):
         row.operator("mvcap.build_rig", icon="OUTLINER_OB_CAMERA")
         row.operator("mvcap.clear_rig", text="", icon="TRASH")
         row = box.row(align=True)
-        row.prop(s, "view_index")
+        row.prop(s, "view_index", text=f"View (of {_view_count(s)})")
         row.operator("mvcap.render_view", text="", icon="RENDER_STILL")
 
 
@@ -61,18 +69,18 @@ class MVCAP_PT_cameras(_Panel, bpy.types.Panel):
             layout.prop(c, "explicit")
         elif c.pattern != "sphere_random":
             col = layout.column(align=True)
-            col.prop(c, "elevation_min_deg", text="Elevation Min")
+            col.prop(c, "elevation_min_deg", text="Elev. Min")
             col.prop(c, "elevation_max_deg", text="Max")
         layout.prop(c, "distance_mode")
         if c.distance_mode == "fixed":
             layout.prop(c, "distance")
         elif c.distance_mode == "range":
             col = layout.column(align=True)
-            col.prop(c, "distance_min", text="Distance Min")
+            col.prop(c, "distance_min", text="Dist. Min")
             col.prop(c, "distance_max", text="Max")
         else:
             layout.prop(c, "fill_fraction")
-        layout.prop(c, "lens_mm")
+        layout.prop(c, "lens_mm", text="Lens")
 
 
 class MVCAP_PT_cameras_advanced(_Panel, bpy.types.Panel):
@@ -98,13 +106,13 @@ class MVCAP_PT_cameras_advanced(_Panel, bpy.types.Panel):
             layout.prop(c, "explicit")
         if c.pattern in ("ring", "explicit", "sphere_random"):
             col = layout.column(align=True)
-            col.prop(c, "elevation_min_deg", text="Elevation Min")
+            col.prop(c, "elevation_min_deg", text="Elev. Min")
             col.prop(c, "elevation_max_deg", text="Max")
         if c.distance_mode != "fixed":
             layout.prop(c, "distance")
         if c.distance_mode != "range":
             col = layout.column(align=True)
-            col.prop(c, "distance_min", text="Distance Min")
+            col.prop(c, "distance_min", text="Dist. Min")
             col.prop(c, "distance_max", text="Max")
         if c.distance_mode != "auto":
             layout.prop(c, "fill_fraction")
@@ -151,7 +159,7 @@ class MVCAP_PT_background(_Panel, bpy.types.Panel):
         layout = _cols(self.layout)
         layout.prop(bg, "transparent")
         layout.prop(bg, "color")
-        layout.prop(bg, "world_strength")
+        layout.prop(bg, "world_strength", text="Strength")
 
 
 class MVCAP_PT_render(_Panel, bpy.types.Panel):
@@ -164,8 +172,8 @@ class MVCAP_PT_render(_Panel, bpy.types.Panel):
         layout = _cols(self.layout)
         layout.prop(r, "engine")
         col = layout.column(align=True)
-        col.prop(r, "resolution_x", text="Resolution X")
-        col.prop(r, "resolution_y")
+        col.prop(r, "resolution_x", text="Width")
+        col.prop(r, "resolution_y", text="Height")
         layout.prop(r, "samples")
 
 
@@ -195,6 +203,11 @@ class MVCAP_PT_farm(_Panel, bpy.types.Panel):
     bl_label = "Farm"
     bl_parent_id = "MVCAP_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header_preset(self, context):
+        s = context.scene.mvcap
+        if s.job_id:  # progress stays visible with the panel folded
+            self.layout.label(text=f"{s.job_state or 'submitted'} {s.job_progress:.0f}%")
 
     def draw(self, context):
         from . import ops

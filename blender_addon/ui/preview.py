@@ -2,14 +2,14 @@
 and a one-view render. Cameras come from rig.patterns.sample_views + rig.cameras.c2w_from_view,
 the same code path the farm renders with.
 """
-import math
 import os
 import tempfile
 
 import bpy
+import numpy as np
 from mathutils import Matrix
 
-from ..rig.cameras import c2w_from_view
+from ..rig.cameras import c2w_from_view, orbit_position
 from ..rig.lighting import lighting_varies_per_view, lights_for
 from ..rig.patterns import sample_views
 from ..scene import build
@@ -43,11 +43,10 @@ def asset_objects(scene):
 
 
 # --- rig objects -------------------------------------------------------------------------------
-def rig_collection(scene, create=True):
-    coll = bpy.data.collections.get(RIG_COLLECTION)
-    if coll is None and create:
-        coll = bpy.data.collections.new(RIG_COLLECTION)
-    if coll is not None and create and scene.collection.children.get(coll.name) is None:
+def rig_collection(scene):
+    """The "MVCap Rig" collection, linked to the scene: delete it and the rig is gone."""
+    coll = bpy.data.collections.get(RIG_COLLECTION) or bpy.data.collections.new(RIG_COLLECTION)
+    if scene.collection.children.get(coll.name) is None:
         scene.collection.children.link(coll)
     return coll
 
@@ -62,8 +61,6 @@ def _move_to_rig(scene, ob):
 def ensure_camera(scene, spec, fresh=False):
     """The preview camera (scene.build.build_camera, as the farm makes it) in the rig collection,
     made the scene camera. `fresh` rebuilds it so lens changes in the spec apply."""
-    from ..scene import build
-
     ob = bpy.data.objects.get(CAMERA_NAME)
     if ob is not None and (fresh or ob.type != "CAMERA"):
         _remove_object(ob)
@@ -99,15 +96,16 @@ def clear_rig(scene):
             bpy.data.cameras.remove(data)
 
 
-def _circle(radius, elevation, steps=72):
-    r, z = radius * math.cos(elevation), radius * math.sin(elevation)
-    return [(r * math.cos(2 * math.pi * i / steps), r * math.sin(2 * math.pi * i / steps), z) for i in range(steps)]
+def _points(azimuth_deg, elevation_deg, distance):
+    return orbit_position(*np.broadcast_arrays(azimuth_deg, elevation_deg, distance)).tolist()
 
 
-def _arc(radius, azimuth, el_lo, el_hi, steps=24):
-    els = [el_lo + (el_hi - el_lo) * i / steps for i in range(steps + 1)]
-    return [(radius * math.cos(e) * math.cos(azimuth), radius * math.cos(e) * math.sin(azimuth), radius * math.sin(e))
-            for e in els]
+def _circle(radius, elevation_deg, steps=72):
+    return _points(np.linspace(0.0, 360.0, steps, endpoint=False), elevation_deg, radius)
+
+
+def _arc(radius, azimuth_deg, el_lo, el_hi, steps=24):
+    return _points(azimuth_deg, np.linspace(el_lo, el_hi, steps + 1), radius)
 
 
 def orbit_polylines(spec, views):
@@ -116,18 +114,14 @@ def orbit_polylines(spec, views):
     dists = sorted(v.distance for v in views)
     radius = dists[len(dists) // 2] if dists else cam.distance
     if cam.pattern == "explicit":
-        return [([_position(v) for v in views], False)]
+        return [(_points([v.azimuth_deg for v in views], [v.elevation_deg for v in views],
+                         [v.distance for v in views]), False)]
     if cam.pattern == "ring":
-        return [(_circle(radius, math.radians(el)), True) for el in cam.elevations_deg]
+        return [(_circle(radius, el), True) for el in cam.elevations_deg]
     lo, hi = (-90.0, 90.0) if cam.pattern == "sphere_random" else (cam.elevation_min_deg, cam.elevation_max_deg)
-    lines = [(_circle(radius, math.radians(el)), True) for el in sorted({lo, hi, 0.0}) if lo <= el <= hi and abs(el) < 89.9]
-    lines += [(_arc(radius, math.radians(az), math.radians(lo), math.radians(hi)), False) for az in (0, 90, 180, 270)]
+    lines = [(_circle(radius, el), True) for el in sorted({lo, hi, 0.0}) if lo <= el <= hi and abs(el) < 89.9]
+    lines += [(_arc(radius, az, lo, hi), False) for az in (0.0, 90.0, 180.0, 270.0)]
     return lines
-
-
-def _position(view):
-    az, el, d = math.radians(view.azimuth_deg), math.radians(view.elevation_deg), view.distance
-    return (d * math.cos(el) * math.cos(az), d * math.cos(el) * math.sin(az), d * math.sin(el))
 
 
 def build_rig(scene, settings):

@@ -73,7 +73,7 @@ def build_dataset(out_root: str | os.PathLike) -> BuildReport:
         if rel in seen:
             raise DatasetError(f"{OBJECTS_JSONL}: out_rel {rel!r} is listed twice (objects {seen[rel] + 1} and {n + 1})")
         seen[rel] = n
-    discovered = [o for o in discover_objects(out) if o["out_rel"] not in seen]
+    discovered = discover_objects(out, known=set(seen))
     objects, renumbered = assign_ids(listed, discovered)
     if discovered or renumbered or not (out / OBJECTS_JSONL).exists():
         text = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects)

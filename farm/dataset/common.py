@@ -61,11 +61,11 @@ def expected_out_rel(obj: dict) -> str | None:
     return None
 
 
-def discover_objects(out: Path) -> list[dict]:
+def discover_objects(out: Path, known: set[str] | frozenset = frozenset()) -> list[dict]:
     """Finished object folders in OUT (views/ and im3d/ with transforms.json, mvimgnet/ with
-    frames.json), as objects.jsonl records without obj_id, sorted by out_rel. What the folder
-    cannot tell (the source of a views/ object, a category) comes from captions.json or stays
-    None."""
+    frames.json) whose out_rel is not in `known`, as objects.jsonl records without obj_id, sorted
+    by out_rel. What the folder cannot tell (the source of a views/ object, a category) comes from
+    captions.json or stays None."""
     found: list[dict] = []
 
     def add(folder: Path, source: str, uid: str, category: str | None, views: int, asset: str = "") -> None:
@@ -80,6 +80,8 @@ def discover_objects(out: Path) -> list[dict]:
 
     for top, source in (("views", "folder"), ("im3d", "im3d")):
         for folder in _subdirs(out / top):
+            if f"{top}/{folder.name}" in known:
+                continue
             transforms = read_json(folder / TRANSFORMS_JSON)
             if not isinstance(transforms, dict):
                 continue
@@ -87,6 +89,8 @@ def discover_objects(out: Path) -> list[dict]:
             add(folder, source, folder.name, category or None, len(transforms.get("frames") or []))
     for cat_dir in _subdirs(out / "mvimgnet"):
         for folder in _subdirs(cat_dir):
+            if f"mvimgnet/{cat_dir.name}/{folder.name}" in known:
+                continue
             frames = read_json(folder / FRAMES_JSON)
             if not isinstance(frames, dict):
                 continue

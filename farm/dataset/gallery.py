@@ -3,8 +3,9 @@
 One card per object: a contact sheet (a grid of its views, made with Pillow and saved as
 OUT/gallery/sheets/<obj_id>.jpg), its category, source, status, captions (with the route when the
 category had to be forced), and the error of a failed object. Small inline JS filters by category,
-status, source and text, and marks images that did not load. Everything is written under
-OUT/gallery/, atomically; nothing outside OUT is touched.
+status, source and text (the URL can carry them: index.html#status=failed&category=duck), and
+marks images that did not load (body[data-images-loaded] = "ok/total" after the load event).
+Everything is written under OUT/gallery/, atomically; nothing outside OUT is touched.
 """
 from __future__ import annotations
 
@@ -138,7 +139,15 @@ details summary{{cursor:pointer;color:#1b4fa8}} .muted{{color:#7a8394}} .hidden{
     }});
     document.getElementById('shown').textContent=n+' of '+cards.length+' shown';
   }}
-  ['f-category','f-status','f-source','f-text'].forEach(function(id){{document.getElementById(id).addEventListener('input',apply);}});
+  var keys=['category','status','source','text'];
+  function toHash(){{
+    var parts=[]; keys.forEach(function(k){{var v=document.getElementById('f-'+k).value; if(v) parts.push(k+'='+encodeURIComponent(v));}});
+    history.replaceState(null,'',parts.length?'#'+parts.join('&'):location.pathname);
+  }}
+  location.hash.replace(/^#/,'').split('&').forEach(function(p){{  /* #status=failed&category=duck */
+    var kv=p.split('='); if(keys.indexOf(kv[0])>=0) document.getElementById('f-'+kv[0]).value=decodeURIComponent(kv[1]||'');
+  }});
+  keys.forEach(function(k){{document.getElementById('f-'+k).addEventListener('input',function(){{apply();toHash();}});}});
   apply();
   window.addEventListener('load',function(){{
     var imgs=[].slice.call(document.querySelectorAll('main img')), ok=0;

@@ -17,8 +17,10 @@ are cached for the few most recent folders only.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,23 @@ class ValidationReport:
             return f"ok: {self.records} records, {self.objects} objects"
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.by_kind.items()))
         return f"{self.count} violation(s) in {self.records} records, {self.objects} objects ({kinds})"
+
+
+@functools.lru_cache(maxsize=4096)
+def _category_regex(category: str) -> re.Pattern | None:
+    """captioner.prompts.names_category's rule as one compiled pattern per category: any accepted
+    form (raw, readable, plurals) as whole words, case-insensitively."""
+    from captioner.prompts import _form_pattern, category_forms  # pure Python: regexes, no model
+
+    if not str(category).strip():
+        return None
+    forms = "|".join(_form_pattern(form) for form in category_forms(category))
+    return re.compile(r"(?<![0-9A-Za-z])(?:" + forms + r")(?![0-9A-Za-z])", re.IGNORECASE)
+
+
+def _names_category(caption: str, category: str) -> bool:
+    pattern = _category_regex(category)
+    return bool(caption) and pattern is not None and pattern.search(caption) is not None
 
 
 def _is_int(value) -> bool:
@@ -201,9 +220,7 @@ def validate_dataset(out_root: str | os.PathLike, *, check_files: bool = True, c
         if obj["status"] == "done":
             expected_counts[obj_id] = _check_object_folder(out, obj, report)
 
-    names_category = None
-    if check_captions:
-        from captioner.prompts import names_category  # pure Python: regexes, no model
+    names_category = _names_category if check_captions else None
     metadata = out / METADATA_JSON
     counts: Counter = Counter()
     if not metadata.is_file():

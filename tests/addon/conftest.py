@@ -34,7 +34,7 @@ def farm_cli() -> list[str] | None:
     if importlib.util.find_spec("farm.cli") is None:
         return None
     exe = shutil.which("farm", path=str(VENV_BIN)) or shutil.which("farm")
-    return [exe] if exe else [sys.executable, "-c", "import sys; from farm.cli import main; sys.exit(main())"]
+    return [exe] if exe else [sys.executable, "-m", "farm"]
 
 
 def free_port() -> int:

@@ -30,18 +30,20 @@ PANELS = ("MVCAP_PT_main", "MVCAP_PT_cameras", "MVCAP_PT_lighting", "MVCAP_PT_ba
 
 
 def _instrument():
-    """Count draw() calls per panel: proof that Blender drew it, not just registered it."""
+    """Count draw() calls per panel: proof that Blender drew it, not just registered it.
+    Patched before the add-on registers (patching a registered class crashes Blender 3.4)."""
+    import importlib
+
+    panels = importlib.import_module("mvcap_studio.ui.panels")
+    def counting(name, orig):
+        def draw(self, context):  # Blender checks the argument count
+            report["drawn"][name] = report["drawn"].get(name, 0) + 1
+            orig(self, context)
+        return draw
+
     for name in PANELS:
-        cls = getattr(bpy.types, name, None)
-        if cls is None:
-            report["errors"].append(f"{name} is not registered")
-            continue
-
-        def wrapped(self, context, _orig=cls.draw, _name=name):
-            report["drawn"][_name] = report["drawn"].get(_name, 0) + 1
-            _orig(self, context)
-
-        cls.draw = wrapped
+        cls = getattr(panels, name)
+        cls.draw = counting(name, cls.draw)
 
 
 def _view3d():
@@ -60,12 +62,13 @@ def steps():
     if ENABLE:
         import addon_utils
 
+        if os.environ.get("MVCAP_GUI_NOINSTR") != "1":
+            _instrument()
         mod = addon_utils.enable("mvcap_studio", default_set=True, handle_error=lambda exc: report["errors"].append(
             f"enable: {type(exc).__name__}: {exc}"))
         report["enabled"] = mod is not None and hasattr(bpy.types.Scene, "mvcap")
         if not report["enabled"]:
             return
-        _instrument()
     for name in ("Cube", "Light", "Camera"):
         ob = bpy.data.objects.get(name)
         if ob is not None:
@@ -91,19 +94,21 @@ def steps():
         bpy.ops.view3d.view_all(center=True)
     yield 1.0
     ui = regions["UI"]
-    x, y = ui.x + ui.width // 2, ui.y + ui.height // 2
-    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
-    yield 0.3
-    report["tab_cycles"] = 0
-    for _ in range(8):  # Ctrl+Wheel over the sidebar cycles its tabs
+    # The tabs are a strip at the sidebar's right edge; click down it until the MVCap panel draws
+    # (3.4 has no API to pick a tab, and Ctrl+Wheel needs a tab to have been picked before).
+    x = ui.x + ui.width - max(6, int(10 * bpy.context.preferences.system.pixel_size))
+    report["tab_clicks"] = 0
+    # bottom-up: MVCap is the last tab, so it is the first one met from below
+    for y in range(ui.y + ui.height - int(320 * bpy.context.preferences.system.pixel_size), ui.y + ui.height, 8):
         report["drawn"].clear()
         area.tag_redraw()
-        yield 0.5
-        if not ENABLE or report["drawn"].get("MVCAP_PT_main"):
+        yield 0.25
+        if not ENABLE or report["drawn"].get("MVCAP_PT_main") or report["tab_clicks"] > 60:
             break
-        win.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", ctrl=True, x=x, y=y)
-        report["tab_cycles"] += 1
-        yield 0.3
+        win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+        win.event_simulate(type="LEFTMOUSE", value="PRESS", x=x, y=y)
+        win.event_simulate(type="LEFTMOUSE", value="RELEASE", x=x, y=y)
+        report["tab_clicks"] += 1
     win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=area.x + area.width // 3, y=area.y + area.height // 2)
     yield 0.5
     shot = os.path.join(OUT, "screenshot.png")

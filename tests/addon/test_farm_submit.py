@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
 
 import pytest
 
-from .conftest import farm_cli, free_port, run
+from .conftest import farm_cli, free_port
 
 pytest.importorskip("bpy")
 zmq = pytest.importorskip("zmq")
@@ -130,12 +131,10 @@ def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path):
     s = bpy.context.scene.mvcap
     _small(s)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    env_run = dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    import os
-    env = dict(os.environ)
-    procs = [subprocess.Popen(farm + ["broker", "--bind", endpoint, "--state", str(tmp_path / "state.sqlite")], env=env, **env_run)]
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    procs = [subprocess.Popen(farm + ["broker", "--bind", endpoint, "--state", str(tmp_path / "state.sqlite")], **quiet)]
     try:
-        procs.append(subprocess.Popen(farm + ["worker", "--connect", endpoint], env=env, **env_run))
+        procs.append(subprocess.Popen(farm + ["worker", "--connect", endpoint], **quiet))
         assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
         s.farm_address, s.farm_output = endpoint, str(tmp_path / "out")
         for _ in range(50):  # the broker may still be binding

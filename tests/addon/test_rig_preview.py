@@ -18,7 +18,6 @@ from blender_addon.ui import fields, preview  # noqa: E402
 def _set_small(s, views=5):
     s.camera.num_views = views
     s.camera.distance_mode = "auto"  # depends on the normalised radius: the GUI must use the same one
-    s.camera.jitter_deg = np.radians(0) or 0.0
     s.camera.roll_deg = np.radians(10.0)
     s.render.resolution_x = s.render.resolution_y = 32
     s.render.samples = 1
@@ -50,6 +49,11 @@ def test_slider_camera_equals_farm_transforms(addon, glb_dir, tmp_path):
     assert s.asset_uid == "Duck" and preview.asset_objects(bpy.context.scene)
     assert bpy.ops.mvcap.normalize() == {"FINISHED"}
     assert s.normalized and s.norm_radius > 0
+    # normalising again and re-importing reuse and replace the asset: nothing piles up
+    assert bpy.ops.mvcap.normalize() == {"FINISHED"}
+    assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
+    assert bpy.ops.mvcap.normalize() == {"FINISHED"}
+    assert len([ob for ob in bpy.data.objects if ob.type == "EMPTY" and ob.parent is None]) == 1
     assert bpy.ops.mvcap.build_rig() == {"FINISHED"}
 
     rig = bpy.data.collections[preview.RIG_COLLECTION]
@@ -87,6 +91,10 @@ def test_rig_is_one_collection_that_deletes_cleanly(addon):
     assert sum(ob.name.startswith("MVCap View") for ob in rig.objects) == 12
     orbit = bpy.data.objects[preview.ORBIT_NAME]
     assert len(orbit.data.splines) == 2 and all(sp.use_cyclic_u for sp in orbit.data.splines)
+    for spline, el in zip(orbit.data.splines, (15.0, 45.0)):  # the rings pass through the cameras
+        pts = np.array([p.co[:3] for p in spline.points])
+        np.testing.assert_allclose(np.linalg.norm(pts, axis=1), 1.5, rtol=1e-5)
+        np.testing.assert_allclose(pts[:, 2], 1.5 * np.sin(np.radians(el)), atol=1e-5)
     # a refresh replaces the markers, it does not add to them
     s.camera.num_views = 3
     assert bpy.ops.mvcap.build_rig() == {"FINISHED"}

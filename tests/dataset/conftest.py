@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .dataset_fixtures import GLB_UIDS, build_mixed_out, build_mvimgnet, objaverse_uid
+from .dataset_fixtures import GLB_UIDS, RENDER_ARGS, build_mixed_out, build_mvimgnet, objaverse_uid
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +43,11 @@ def mvimgnet_fixture(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.fixture(scope="session")
 def mixed_out(objaverse_cache, im3d_root, mvimgnet_fixture, broken_dir, tmp_path_factory) -> tuple[Path, list[dict]]:
-    """One OUT rendered and sampled from all three sources (needs bpy): objaverse (5 real GLBs and
-    one HTML page saved as .glb, which fails), im3d (4 objects), mvimgnet (2 sequences sampled, 1
-    with too few sharp frames, which fails). Not yet built: no metadata.json."""
+    """One OUT from three real `farm render --source ...` runs (needs bpy): objaverse (5 real GLBs
+    and one HTML page saved as .glb, which fails), im3d (4 objects), mvimgnet (2 sequences sampled,
+    1 with too few sharp frames, which fails); captions.json as the captioner writes it. Not yet
+    built by `farm dataset build`."""
     pytest.importorskip("bpy")
-    from farm.sources import resolve_assets
 
     base = tmp_path_factory.mktemp("mixed")
     cache = base / "objaverse"
@@ -58,14 +58,12 @@ def mixed_out(objaverse_cache, im3d_root, mvimgnet_fixture, broken_dir, tmp_path
     lvis["rocking_chair"] = [broken_uid]
     (cache / "lvis-annotations.json").write_text(json.dumps(lvis))
     mv_root, _ = mvimgnet_fixture
-    sources = [
-        ("objaverse", resolve_assets("objaverse", [str(cache)], str(cache / "lvis-annotations.json"))),
-        ("im3d", resolve_assets("im3d", [str(im3d_root)])),
-        ("mvimgnet", resolve_assets("mvimgnet", [str(mv_root)])),
-    ]
     out = base / "OUT"
-    out.mkdir()
-    objects = build_mixed_out(out, sources)
+    objects = build_mixed_out(out, [
+        ("objaverse", [cache], ["--categories", str(cache / "lvis-annotations.json"), *RENDER_ARGS]),
+        ("im3d", [im3d_root], ["--preset", "im3d", *RENDER_ARGS]),
+        ("mvimgnet", [mv_root], ["--views", "30"]),  # 30 frames per sequence, at least 30 usable
+    ])
     return out, objects
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +96,7 @@ def build_mvimgnet(root: Path) -> dict[str, dict]:
 
 # --- one OUT from three sources, as `farm render` and the captioner leave it ---------------------
 RENDER_OVERRIDES = {"views": 6, "resolution": 128, "samples": 4}
-MVIMGNET_OPTIONS = {"frames": 30, "min_views": 30}
+RENDER_ARGS = ["--views", "6", "--resolution", "128", "--samples", "4"]
 CAPTION_MODEL = "fixture-captioner"
 
 
@@ -118,39 +121,27 @@ def fixture_captions(uid: str, category: str, files: list[str], failed_view: int
             "prompt": PAPER_PROMPT.format(category=name), "captions": entries}
 
 
-def build_mixed_out(out: Path, sources: list[tuple[str, list]]) -> list[dict]:
-    """Render / sample every asset of every source into `out` in order (as three `farm render`
-    runs into one OUT would: one store, dense obj_ids), then write objects.jsonl (the store's
-    snapshot format) and captions.json per done object (the captioner's format)."""
-    from blender_addon.rig.presets import load_preset
-    from blender_addon.scene.errors import AssetError
-    from farm.sources.mvimgnet import sample_task
+def farm_render(out: Path, source: str, paths: list[Path], *args: str) -> subprocess.CompletedProcess:
+    """The real `farm render` (embedded broker, one worker) for one source into `out`."""
+    cmd = [sys.executable, "-m", "farm", "render", *map(str, paths), "--source", source, "-o", str(out),
+           "--no-progress", "--max-attempts", "1", *args]
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=repo, env=env)
 
-    objects = []
-    for source, assets in sources:
-        spec = None
-        if source != "mvimgnet":
-            spec = load_preset("im3d" if source == "im3d" else "mvcap").with_overrides(**RENDER_OVERRIDES)
-        for asset in assets:
-            folder = out / asset.out_rel
-            row = {"obj_id": len(objects), "uid": asset.uid, "source": asset.source, "category": asset.category,
-                   "asset": asset.path, "out_rel": asset.out_rel, "status": "done", "error": None,
-                   "attempts": 1, "missing_textures": [], "quality": []}
-            try:
-                if spec is None:
-                    result = sample_task(asset.to_dict(), folder, MVIMGNET_OPTIONS)
-                else:
-                    from blender_addon.scene.render import render_asset
 
-                    result = render_asset(asset.path, spec, folder, asset.uid).to_dict()
-                row["views"] = result["views"]
-                files = [f for f in result["files"] if not f.endswith(".json")]
-                failed_view = 2 if len(objects) == 0 else None
-                (folder / "captions.json").write_text(
-                    json.dumps(fixture_captions(asset.uid, asset.category, files, failed_view), indent=1))
-            except AssetError as exc:
-                row.update(status="failed", error=str(exc),
-                           views=MVIMGNET_OPTIONS["frames"] if spec is None else spec.view_count)
-            objects.append(row)
-    (out / "objects.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
+def build_mixed_out(out: Path, runs: list[tuple[str, list[Path], list[str]]]) -> list[dict]:
+    """Three `farm render --source ...` runs into one OUT (one store, dense obj_ids across them),
+    then captions.json per done object in the captioner's format. Returns objects.jsonl."""
+    for source, paths, args in runs:
+        done = farm_render(out, source, paths, *args)
+        assert done.returncode in (0, 3), f"farm render --source {source}: rc {done.returncode}\n{done.stderr[-3000:]}"
+    objects = [json.loads(line) for line in (out / "objects.jsonl").read_text().splitlines()]
+    for n, obj in enumerate(objects):
+        if obj["status"] != "done":
+            continue
+        folder = out / obj["out_rel"]
+        files = sorted(p.name for p in folder.iterdir() if p.suffix in (".png", ".jpg"))
+        doc = fixture_captions(obj["uid"], obj["category"], files, failed_view=2 if n == 0 else None)
+        (folder / "captions.json").write_text(json.dumps(doc, indent=1))
     return objects

@@ -72,8 +72,8 @@ def test_build_adds_finished_objects_that_objects_jsonl_misses(built_copy):
     rebuilt = _objects(out)
     assert [o["obj_id"] for o in rebuilt] == list(range(len(kept) + 2))
     added = rebuilt[len(kept):]
-    assert [(o["source"], o["category"], o["views"]) for o in added] == [("mvimgnet", "remote control", 30),
-                                                                        ("mvimgnet", "mug", 30)]
+    assert [(o["source"], o["category"], o["views"]) for o in added] == [("mvimgnet", "mug", 30),  # out_rel order
+                                                                        ("mvimgnet", "remote control", 30)]
     assert validate_dataset(out).ok
 
 
@@ -247,4 +247,16 @@ def test_build_cli_and_idempotence(built_copy):
     result = CliRunner().invoke(dataset_cli, ["build", str(built_copy)])
     assert result.exit_code == 0 and "built" in result.output
     assert (built_copy / "metadata.json").read_bytes() == before
-    assert not [p for p in built_copy.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert not [p for p in built_copy.iterdir() if p.name.startswith(".") and p.name != ".farm"]  # no temp files
+
+
+def test_validate_caption_rule_is_the_captioners():
+    from captioner.prompts import names_category
+    from farm.dataset.validate import _names_category
+
+    cases = [("The rocking chairs are here", "rocking_chair"), ("a rocking-chair", "rocking_chair"),
+             ("a chair", "rocking_chair"), ("Boxes on a shelf", "box"), ("boxing gloves", "box"),
+             ("the remote control", "remote control"), ("two mugs", "mug"), ("smug", "mug"), ("", "mug"),
+             ("knives", "knife"), ("anything", "")]
+    for caption, category in cases:
+        assert _names_category(caption, category) == names_category(caption, category), (caption, category)

@@ -261,3 +261,44 @@ def test_curve_refuses_peers_without_keys(tmp_path):
     finally:
         b.stop()
         t.join(10)
+
+
+def test_restarted_broker_adopts_running_and_finished_work(tmp_path):
+    """Titanic: state survives a broker restart; workers re-register with what they hold."""
+    state = tmp_path / "state.sqlite"
+    b = Broker(state, "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3)
+    t = b.serve_in_thread()
+    ep = b.wait_ready()
+    reply = submit(ep, tmp_path / "out", ["a", "b"])
+    w1, w2 = Peer(ep), Peer(ep)
+    w1.ready("w1")
+    w2.ready("w2")
+    t1, t2 = w1.recv(), w2.recv()
+    b.stop()
+    t.join(10)
+    w1.close()
+    w2.close()
+    # a new broker on the same state file, on another port
+    b = Broker(state, "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3)
+    t = b.serve_in_thread()
+    ep = b.wait_ready()
+    try:
+        w1, w2 = Peer(ep), Peer(ep)
+        w1.ready("w1", running={"task_id": t1["task_id"], "attempt_id": t1["attempt_id"]})  # still rendering
+        w2.ready("w2", results=[[t2["task_id"], t2["attempt_id"]]])  # finished while the broker was down
+        w2.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result={"views": 2})
+        assert w2.recv()["type"] == "ACK"
+        w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result={"views": 2})
+        assert w1.recv()["type"] == "ACK"
+        time.sleep(0.3)
+        job = status(ep, reply["job_id"])["jobs"][0]
+        assert job["state"] == "finished" and job["render"] == {"done": 2}
+        import sqlite3
+
+        db = sqlite3.connect(state)
+        assert db.execute("SELECT COUNT(*), SUM(outcome = 'done') FROM attempts").fetchone() == (2, 2)
+        w1.close()
+        w2.close()
+    finally:
+        b.stop()
+        t.join(10)

@@ -114,6 +114,9 @@ def test_broken_files_raise_one_line_and_leave_nothing(broken_dir, tmp_path, nam
     with pytest.raises(AssetError):
         render_asset(broken_dir / name, make_spec([[0, 20, 3]]), out)
     assert sorted(p.name for p in out.iterdir()) == ["unrelated.txt"]
+    with pytest.raises(AssetError):  # a folder the attempt created is not left behind either
+        render_asset(broken_dir / name, make_spec([[0, 20, 3]]), tmp_path / "new" / "uid")
+    assert not (tmp_path / "new" / "uid").exists()
 
 
 def test_broken_messages_say_why(broken_dir):
@@ -181,6 +184,55 @@ def test_normalise_glb_unit_box(glb_dir, name):
     assert {"scale", "offset", "radius"} <= set(d) and json.dumps(d)
 
 
+def test_animated_asset_is_pinned_to_the_spec_frame(tmp_path):
+    """A cube that moves and grows: normalised and rendered as posed at normalize.frame."""
+    build.reset_scene()
+    bpy.ops.mesh.primitive_cube_add(size=1.0)
+    cube = bpy.context.active_object
+    for frame, x, s in ((0, 0.0, 1.0), (10, 7.0, 3.0)):
+        cube.location = (x, 0.0, 0.0)
+        cube.scale = (s, 1.0, 1.0)
+        cube.keyframe_insert("location", frame=frame)
+        cube.keyframe_insert("scale", frame=frame)
+    path = tmp_path / "anim.blend"
+    bpy.data.libraries.write(str(path), {cube})
+
+    build.reset_scene()
+    objects = import_asset(path)
+    assert objects[0].animation_data and objects[0].animation_data.action
+    norm = normalize_objects(objects, "unit_box", 10)
+    assert bpy.context.scene.frame_current == 10
+    np.testing.assert_allclose(np.array(norm.bbox_max) - norm.bbox_min, [1.0, 1 / 3, 1 / 3], atol=1e-5)
+    assert norm.scale == pytest.approx(1 / 3, abs=1e-6)
+    np.testing.assert_allclose(norm.offset, [-7 / 3, 0.0, 0.0], atol=1e-5)
+
+    spec = make_spec([[90, 0, 3.0]], width=64, height=64, normalize={"frame": 10})
+    out = tmp_path / "out"
+    result = render_asset(path, spec, out)
+    assert result.normalization["frame"] == 10
+    data = read_transforms(out / "transforms.json")
+    corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-1 / 6, 1 / 6) for z in (-1 / 6, 1 / 6)])
+    pixels = cameras.project_points(corners, np.array(data["frames"][0]["transform_matrix"]), frame_K(data))
+    predicted = polygon_mask(convex_hull(pixels), 64, 64)
+    assert iou(alpha_of(out / "000.png") >= 128, predicted) > 0.9
+
+
+def test_blend_objects_hidden_in_viewport_still_count(tmp_path):
+    """A .blend object hidden in the viewport but not in renders is measured (the depsgraph skips it)."""
+    build.reset_scene()
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(0.0, 0.0, 0.0))
+    a = bpy.context.active_object
+    bpy.ops.mesh.primitive_cube_add(size=1.0, location=(4.0, 0.0, 0.0))
+    b = bpy.context.active_object
+    b.hide_viewport = True
+    path = tmp_path / "two.blend"
+    bpy.data.libraries.write(str(path), {a, b})
+    build.reset_scene()
+    norm = normalize_objects(import_asset(path), "unit_box", 0)
+    assert norm.scale == pytest.approx(1 / 5, abs=1e-6)  # both cubes: 5 wide
+    np.testing.assert_allclose(norm.offset, [-0.4, 0.0, 0.0], atol=1e-6)
+
+
 def test_mesh_without_faces_is_rejected(tmp_path):
     path = tmp_path / "wire.obj"
     path.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nl 1 2\nl 2 3\n")
@@ -194,6 +246,27 @@ def test_html_saved_as_obj_is_rejected(tmp_path):
     path.write_text("<!DOCTYPE html>\n<html><body>Not Found</body></html>\n")
     with pytest.raises(AssetError, match="HTML"):
         import_asset(path)
+
+
+def test_an_importer_that_raises_gives_one_line(tmp_path):
+    path = tmp_path / "dangling.gltf"  # valid JSON, but the scene points at nodes that do not exist
+    path.write_text(json.dumps({"asset": {"version": "2.0"}, "scene": 0, "scenes": [{"nodes": [5]}],
+                                "nodes": [{"mesh": 3}]}))
+    build.reset_scene()
+    with pytest.raises(AssetError) as info:
+        import_asset(path)
+    assert str(info.value).startswith("dangling.gltf: import failed") and "\n" not in str(info.value)
+
+
+def test_truncated_operator_traceback_still_says_where():
+    from blender_addon.scene.importers import _error_line
+
+    text = ('Error: Python: Traceback (most recent call last):\n  File "/x/io_scene_gltf2/blender/imp/draco.py", '
+            'line 19, in decode_primitive\n    dll = cdll.LoadLibrary(path)\n    ^^^^\n  File "/usr/lib/pyth... truncated')
+    line = _error_line(RuntimeError(text))
+    assert "draco.py, in decode_primitive" in line and "LoadLibrary" in line
+    assert _error_line(RuntimeError("Error: Python: Traceback\nValueError: bad accessor\nLocation: ops.py:113")) \
+        == "ValueError: bad accessor"
 
 
 def test_unsupported_and_missing_files(tmp_path):
@@ -295,6 +368,15 @@ def test_missing_texture_renders_and_is_reported(tmp_path):
     assert (out / "transforms.json").is_file()
 
 
+def test_missing_obj_texture_is_reported(tmp_path):
+    (tmp_path / "quad.mtl").write_text("newmtl m\nKd 1 1 1\nmap_Kd tex/gone.png\n")
+    (tmp_path / "quad.obj").write_text("mtllib quad.mtl\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0\n"
+                                       "vt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nusemtl m\nf 1/1 2/2 3/3 4/4\n")
+    build.reset_scene()
+    import_asset(tmp_path / "quad.obj")
+    assert [Path(m).name for m in missing_textures()] == ["gone.png"]
+
+
 def test_missing_gltf_buffer_is_an_asset_error(tmp_path):
     doc = {"asset": {"version": "2.0"}, "buffers": [{"byteLength": 10, "uri": "geometry.bin"}]}
     path = tmp_path / "nobuf.gltf"
@@ -340,7 +422,17 @@ def test_failure_midway_removes_this_attempts_files(glb_dir, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["unrelated.txt"]
 
 
+def test_timeout_between_views_fails_cleanly(glb_dir, tmp_path):
+    spec = make_spec([[0, 0, 3], [90, 0, 3], [180, 0, 3]], width=16, height=16, samples=1,
+                     render={"timeout_s": 0.001})
+    with pytest.raises(AssetError, match="timed out"):
+        render_asset(glb_dir / "Box.glb", spec, tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
 def test_progress_and_result_shape(glb_dir, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / ".000.png.999-1.part").write_bytes(b"left by a killed attempt")
     calls = []
     result = render_asset(glb_dir / "Duck.glb", make_spec([[0, 10, 3], [120, 30, 3]], width=32, height=32),
                           tmp_path / "d", uid="duck-1", progress=lambda d, t: calls.append((d, t)))
