@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo_out
 
-.PHONY: setup sysdeps demo test bench clean
+.PHONY: setup sysdeps hfenv demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# `datasets` needs numpy>=2 while bpy 5.0.1 pins numpy<2, so the Hugging Face export test loads
+# the exported folder in a separate small venv.
+HF_VENV ?= .venv-hf
+$(HF_VENV)/.installed:
+	$(PYTHON) -m venv $(HF_VENV)
+	$(HF_VENV)/bin/python -m pip install -q datasets Pillow
+	touch $@
+
+hfenv: $(HF_VENV)/.installed
+
 # Debian packages for the GUI and browser tests (real Blender 3.4 under Xvfb, headless Chromium).
 sysdeps:
 	bash scripts/install_system_deps.sh
@@ -26,9 +36,9 @@ demo: setup
 	$(BIN)/farm render examples/assets -o $(DEMO_OUT) --preset mvcap --views 8 --resolution 128 --samples 8 \
 		--categories examples/categories.csv
 
-test: setup sysdeps
+test: setup sysdeps hfenv
 	# pytest exits 5 when nothing was collected; that is not a failure.
-	$(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo 'no tests collected'; exit 0; fi; exit $$rc
+	MVCAP_HF_PYTHON=$(abspath $(HF_VENV))/bin/python $(BIN)/python -m pytest -q -ra tests; rc=$$?; if [ $$rc -eq 5 ]; then echo 'no tests collected'; exit 0; fi; exit $$rc
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(HF_VENV) $(DEMO_OUT)

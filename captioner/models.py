@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ def resolve_device(device: str = "auto") -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise ModelLoadError(f"device: {device!r} is unknown; allowed: auto, cpu, cuda, cuda:N, mps")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device: {device!r} was asked for but no CUDA GPU is available")
     return device

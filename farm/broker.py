@@ -17,6 +17,7 @@ dropped. The broker never dies on input.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import threading
@@ -88,6 +89,7 @@ class Broker:
         self.by_name: dict[str, Worker] = {}
         self.maybe_queued = True
         self.metadata_dirty: set[str] = set()
+        self._spec_cache: dict[str, bytes] = {}
         self.dropped = 0
         self._drop_log_budget = 50
         self._ready = threading.Event()
@@ -356,7 +358,7 @@ class Broker:
 
     def _assign(self, w: Worker, task: dict, now: float) -> None:
         job = self.store.job(task["job_id"])
-        obj = self.store.object_row(task["object_id"])
+        obj = task.get("obj") or self.store.object_row(task["object_id"])
         w.task = (task["task_id"], task["attempt_id"])
         w.job_id = task["job_id"]
         w.out_root = job["out_root"]
@@ -394,15 +396,35 @@ class Broker:
             w = self.by_name[name]
             self._assign(w, task, now)
             msg = self.store.task_message(task)
-            out.append((w.identity, P.encode("TASK", **msg)))
+            spec = msg.pop("spec")
+            out.append((w.identity, P.encode_with("TASK", {"spec": self._spec_json(task["job_id"], spec)}, **msg)))
             self.stats["leased"] += 1
 
-    def _lease_info(self, key: tuple[int, int], worker: str) -> tuple[str, str] | None:
-        """(out_root, out_rel) when `key` is a live render lease held by `worker`, else None."""
+    def _lease_row(self, key: tuple[int, int], worker: str):
+        """The task row when `key` is a live render lease held by `worker`, else None."""
         row = self.store.current(*key)
         if row is None or row["queue"] != "render" or row["worker"] != worker:
             return None
+        return row
+
+    def _lease_info(self, key: tuple[int, int], worker: str) -> tuple[str, str] | None:
+        """(out_root, out_rel) when `key` is a live render lease held by `worker`, else None."""
+        row = self._lease_row(key, worker)
+        if row is None:
+            return None
         return self.store.job(row["job_id"])["out_root"], self.store.object_row(row["object_id"])["out_rel"]
+
+    def _spec_json(self, job_id: str, spec: dict | None) -> bytes:
+        """A job's spec as JSON text, encoded once per job (it goes out in every TASK)."""
+        text = self._spec_cache.get(job_id)
+        if text is None:
+            if spec is not None and not isinstance(spec, dict):
+                raise P.ProtocolError("spec must be an object")
+            text = json.dumps(spec, separators=(",", ":")).encode("utf-8")
+            if len(self._spec_cache) > 1000:
+                self._spec_cache.clear()
+            self._spec_cache[job_id] = text
+        return text
 
     @staticmethod
     def _incoming_dir(out_root: str, attempt_id: int) -> Path:
@@ -443,7 +465,7 @@ class Broker:
             w.streamed.add(name)
 
     def _install_streamed(self, out_root: str, out_rel: str, attempt_id: int, files: list[dict]) -> None:
-        """Move streamed files into OUT/<out_rel>/ (atomic renames, transforms.json last)."""
+        """Move streamed files into OUT/<out_rel>/ (atomic renames, the completion marker last)."""
         d = self._incoming_dir(out_root, attempt_id)
         root = Path(out_root).resolve()
         plan = []
@@ -459,7 +481,7 @@ class Broker:
                     raise ValueError(f"streamed file {name} is {part.stat().st_size} bytes, expected {size}")
             elif not (final.exists() and final.stat().st_size == size):  # installed before a broker crash
                 raise ValueError(f"streamed file {name} never arrived")
-            plan.append((name == "transforms.json", part, final))
+            plan.append((name in ("transforms.json", "frames.json"), part, final))
         for _, part, final in sorted(plan, key=lambda p: p[0]):
             if part.exists():
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -472,8 +494,8 @@ class Broker:
     def _on_result(self, w: Worker, identity: bytes, msg: dict, now: float, out: list) -> None:
         key = (msg["task_id"], msg["attempt_id"])
         out.append((identity, P.encode("ACK", task_id=key[0], attempt_id=key[1])))
-        info = self._lease_info(key, w.name)
-        if info is None:
+        row = self._lease_row(key, w.name)
+        if row is None:
             # a stale report: an old attempt, or a lease that already went back to the queue
             log.info("ignored a stale result for task %s attempt %s from %s", key[0], key[1], w.name)
             if w.task == key:
@@ -484,12 +506,14 @@ class Broker:
         kind = msg.get("error_kind") or "asset"
         if ok and msg.get("files") is not None and not w.shared_storage:
             try:
-                self._install_streamed(info[0], info[1], key[1], msg["files"])
+                out_root = self.store.job(row["job_id"])["out_root"]
+                out_rel = self.store.object_row(row["object_id"])["out_rel"]
+                self._install_streamed(out_root, out_rel, key[1], msg["files"])
             except (OSError, ValueError) as exc:
                 ok, error, kind = False, f"streamed files could not be installed: {exc}", "worker"
                 self._discard_incoming(w)
         if ok:
-            if self.store.complete(*key, result=msg.get("result") or {}, now=now):
+            if self.store.complete(*key, result=msg.get("result") or {}, now=now, row=row):
                 self.stats["completed"] += 1
         else:
             if kind not in ("asset", "worker", "timeout"):
@@ -610,7 +634,6 @@ def check_submit(job: dict, assets: list[dict]) -> tuple[dict, list[dict]]:
         job = {**job, "spec": spec.to_dict(), "views": spec.view_count, "spec_hash": spec.spec_hash()}
         if job.get("timeout_s") is None:
             job["timeout_s"] = spec.render.timeout_s
-    root = Path(out_root).resolve()
     seen = set()
     clean = []
     for i, a in enumerate(assets):
@@ -625,8 +648,9 @@ def check_submit(job: dict, assets: list[dict]) -> tuple[dict, list[dict]]:
                 check_identifier(part, f"assets[{i}].out_rel part")
             except LayoutError as exc:
                 raise StoreError(str(exc)) from None
-        target = confined_path(root, a["out_rel"])
-        if target == root or target.relative_to(root).parts[0] == FARM_DIR:
+        # every part is a plain name (checked above), so OUT/out_rel stays under OUT; workers and the
+        # broker resolve it again with confined_path before writing
+        if a["out_rel"].split("/")[0] == FARM_DIR:
             raise StoreError(f"assets[{i}].out_rel {a['out_rel']!r} is not an object folder")
         if a["out_rel"] in seen:
             raise StoreError(f"assets[{i}]: {a['out_rel']!r} appears twice")

@@ -155,6 +155,11 @@ def _curve_option(func):
                         help="CurveZMQ key folder from `farm keys DIR`: authenticate and encrypt.")(func)
 
 
+def _reply_option(func):
+    return click.option("--reply-timeout", type=float, default=10.0, show_default=True, metavar="S",
+                        help="Seconds to wait for the broker's answer.")(func)
+
+
 def _job_options(spec, views, timeout_s, max_attempts) -> dict:
     _check_range("--timeout", timeout_s, 0.001)
     _check_range("--max-attempts", max_attempts, 1, 100)
@@ -173,7 +178,8 @@ def _job_options(spec, views, timeout_s, max_attempts) -> dict:
               help="Caption with `captioner serve` beside the workers.")
 @click.option("--caption-model", default=None, metavar="ID_OR_PATH", help="The captioner's model.")
 @click.option("--caption-preset", default=None, help="The captioner's preset (paper, fast, quality).")
-@click.option("--no-progress", is_flag=True, help="No progress bar (logs only).")
+@click.option("--no-progress", is_flag=True,
+              help="No progress display (default: a bar on a terminal, else a line every 15 s).")
 def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine, source, categories, limit,
                max_per_category, timeout_s, max_attempts, device, workers, max_tasks, caption, caption_model,
                caption_preset, no_progress):
@@ -195,9 +201,12 @@ def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
     run = LocalRun(out, workers=workers, device=device, caption=caption, caption_model=caption_model,
                    caption_args=caption_args, max_attempts=max_attempts, worker_args=worker_args,
                    progress=not no_progress and sys.stderr.isatty(),
+                   progress_lines=not no_progress and not sys.stderr.isatty(),
                    heartbeat_s=float(os.environ["MVCAP_FARM_HEARTBEAT_S"]) if os.environ.get(
                        "MVCAP_FARM_HEARTBEAT_S") else None)
-    return run.run(assets, spec, timeout_s=timeout_s, options=options)
+    # mvimgnet samples frames (options["frames"], default 30) instead of rendering the spec's views
+    views_per = (views or 30) if source == "mvimgnet" else spec.view_count
+    return run.run(assets, spec, timeout_s=timeout_s, options=options, views_per_object=views_per)
 
 
 # --- broker / worker -------------------------------------------------------------------------------
@@ -271,10 +280,11 @@ def worker_cmd(connect, device, gpu, max_tasks, max_rss_mb, name, shared_storage
 
 
 # --- clients -------------------------------------------------------------------------------------
-def _client(connect, curve_keys, key_name="client"):
+def _client(connect, curve_keys, key_name="client", reply_timeout=10.0):
     from .client import Client
 
-    return Client(connect, curve_keys=curve_keys, curve_name=key_name)
+    _check_range("--reply-timeout", reply_timeout, 0.1)
+    return Client(connect, curve_keys=curve_keys, curve_name=key_name, timeout_s=reply_timeout)
 
 
 @main.command("submit")
@@ -286,10 +296,11 @@ def _client(connect, curve_keys, key_name="client"):
 @click.option("--caption-model", default=None, metavar="ID_OR_PATH")
 @click.option("--connect", default=DEFAULT_ADDR, show_default=True)
 @_curve_option
+@_reply_option
 @click.option("--json", "as_json", is_flag=True, help="Print the reply as JSON.")
 def submit_cmd(paths, out, preset, spec_file, views, resolution, samples, engine, source, categories, limit,
                max_per_category, timeout_s, max_attempts, priority, caption, caption_model, connect, curve_keys,
-               as_json):
+               reply_timeout, as_json):
     """Submit a job to a running broker."""
     from .client import ClientError
 
@@ -303,7 +314,7 @@ def submit_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
     if timeout_s is not None:
         job["timeout_s"] = float(timeout_s)
     try:
-        with _client(connect, curve_keys) as c:
+        with _client(connect, curve_keys, reply_timeout=reply_timeout) as c:
             reply = c.submit(job, [a.to_dict() for a in assets])
     except ClientError as exc:
         _client_error(exc)
@@ -319,13 +330,14 @@ def submit_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
 @click.argument("job", required=False)
 @click.option("--connect", default=DEFAULT_ADDR, show_default=True)
 @_curve_option
+@_reply_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status_cmd(job, connect, curve_keys, as_json):
+def status_cmd(job, connect, curve_keys, reply_timeout, as_json):
     """Show jobs (or one JOB) and workers."""
     from .client import ClientError
 
     try:
-        with _client(connect, curve_keys) as c:
+        with _client(connect, curve_keys, reply_timeout=reply_timeout) as c:
             reply = c.status(job)
     except ClientError as exc:
         _client_error(exc)
@@ -369,38 +381,30 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-@main.command("cancel")
-@click.argument("job")
-@click.option("--connect", default=DEFAULT_ADDR, show_default=True)
-@_curve_option
-def cancel_cmd(job, connect, curve_keys):
-    """Cancel a job: queued tasks stop, running ones are called back."""
-    from .client import ClientError
+def _job_command(name: str, doc: str):
+    """`farm cancel JOB` and `farm retry JOB`: one request, one line of answer."""
 
-    try:
-        with _client(connect, curve_keys) as c:
-            reply = c.cancel(job)
-    except ClientError as exc:
-        _client_error(exc)
-    click.echo(f"job {job}: {reply.get('detail')}")
-    return 0
+    @main.command(name, help=doc)
+    @click.argument("job")
+    @click.option("--connect", default=DEFAULT_ADDR, show_default=True)
+    @_curve_option
+    @_reply_option
+    def command(job, connect, curve_keys, reply_timeout):
+        from .client import ClientError
+
+        try:
+            with _client(connect, curve_keys, reply_timeout=reply_timeout) as c:
+                reply = getattr(c, name)(job)
+        except ClientError as exc:
+            _client_error(exc)
+        click.echo(f"job {job}: {reply.get('detail')}")
+        return 0
+
+    return command
 
 
-@main.command("retry")
-@click.argument("job")
-@click.option("--connect", default=DEFAULT_ADDR, show_default=True)
-@_curve_option
-def retry_cmd(job, connect, curve_keys):
-    """Queue a job's failed and canceled tasks again with a fresh attempt budget."""
-    from .client import ClientError
-
-    try:
-        with _client(connect, curve_keys) as c:
-            reply = c.retry(job)
-    except ClientError as exc:
-        _client_error(exc)
-    click.echo(f"job {job}: {reply.get('detail')}")
-    return 0
+cancel_cmd = _job_command("cancel", "Cancel a job: queued tasks stop, running ones are called back.")
+retry_cmd = _job_command("retry", "Queue a job's failed and canceled tasks again with a fresh attempt budget.")
 
 
 @main.command("keys")

@@ -44,6 +44,20 @@ def captioner_command() -> list[str]:
                      "(pip install -e '.[captioner]') or run with --no-caption")
 
 
+def _die_with_us() -> None:
+    """preexec_fn: the child gets SIGTERM if `farm render` dies without cleaning up (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+try:
+    import ctypes
+
+    _PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except (OSError, AttributeError):  # pragma: no cover - not Linux
+    _PRCTL = None
+
+
 def _lock(farm_dir: Path):
     fh = open(farm_dir / "lock", "a+")
     try:
@@ -58,7 +72,7 @@ class LocalRun:
     def __init__(self, out: str | os.PathLike, *, workers: int = 1, device: str = "cpu",
                  caption: bool = False, caption_model: str | None = None, caption_args: list[str] | None = None,
                  max_attempts: int = 3, worker_args: list[str] | None = None, progress: bool = True,
-                 heartbeat_s: float | None = None):
+                 progress_lines: bool = False, heartbeat_s: float | None = None):
         self.out = Path(out).resolve()
         self.n_workers = workers
         self.device = device
@@ -68,6 +82,7 @@ class LocalRun:
         self.max_attempts = max_attempts
         self.worker_args = worker_args or []
         self.show_progress = progress
+        self.progress_lines = progress_lines
         self.heartbeat_s = heartbeat_s
         self.farm_dir = self.out / FARM_DIR
         self.procs: list[subprocess.Popen] = []
@@ -76,6 +91,7 @@ class LocalRun:
         self.thread = None
         self.endpoint = ""
         self.restarts = 0
+        self.out_rels: set[str] = set()
 
     # --- processes ----------------------------------------------------------------------------
     def _spawn_worker(self, index: int) -> subprocess.Popen:
@@ -87,7 +103,7 @@ class LocalRun:
         fh = open(logs / f"worker-{index}.log", "ab")
         try:
             return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=_child_env())
+                                    start_new_session=True, env=_child_env(), preexec_fn=_die_with_us)
         finally:
             fh.close()
 
@@ -99,7 +115,7 @@ class LocalRun:
         fh = open(self.farm_dir / "logs" / "captioner.log", "ab")
         try:
             return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=_child_env())
+                                    start_new_session=True, env=_child_env(), preexec_fn=_die_with_us)
         finally:
             fh.close()
 
@@ -120,7 +136,8 @@ class LocalRun:
                 p.wait()
 
     # --- the run ------------------------------------------------------------------------------
-    def run(self, assets: list, spec, *, timeout_s: float | None = None, options: dict | None = None) -> int:
+    def run(self, assets: list, spec, *, timeout_s: float | None = None, options: dict | None = None,
+            views_per_object: int | None = None) -> int:
         if self.caption:
             captioner_command()  # fail before any work when it cannot run
         self.out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +171,9 @@ class LocalRun:
                         self.procs.append(self._spawn_worker(i))
                 if self.caption:
                     self.captioner = self._spawn_captioner()
-                status = self._watch(client, job_id, submitted, spec)
+                self.out_rels = {a.out_rel for a in assets}
+                views_per = views_per_object if views_per_object is not None else (spec.view_count if spec else 0)
+                status = self._watch(client, job_id, submitted, views_per)
         except KeyboardInterrupt:
             interrupted = True
             status = None
@@ -174,8 +193,7 @@ class LocalRun:
             return EXIT_INTERRUPTED
         return self._summary(status, submitted, time.time() - t0)
 
-    def _watch(self, client: Client, job_id: str, submitted: dict, spec) -> dict:
-        views_per = spec.view_count if spec else 0
+    def _watch(self, client: Client, job_id: str, submitted: dict, views_per: int) -> dict:
         total_views = views_per * submitted["queued"] if views_per else None
         bar = None
         if self.show_progress:
@@ -184,6 +202,7 @@ class LocalRun:
             bar = tqdm(total=total_views, unit="view", desc="rendering", dynamic_ncols=True, smoothing=0.1,
                        file=sys.stderr)
         shown = 0
+        last_line = time.time()
         captioner_dead = False
         try:
             while True:
@@ -198,6 +217,11 @@ class LocalRun:
                     bar.set_postfix(done=render.get("done", 0) + submitted["skipped"],
                                     failed=render.get("failed", 0), objects=submitted["objects"],
                                     **({"captioned": caps.get("done", 0)} if self.caption else {}), refresh=False)
+                elif self.progress_lines and time.time() - last_line >= 15:
+                    last_line = time.time()
+                    _say(f"progress: {render.get('done', 0) + submitted['skipped']} of {submitted['objects']} objects"
+                         f" done, {render.get('failed', 0)} failed, {views} views"
+                         + (f", {caps.get('done', 0)} captioned" if self.caption else ""))
                 render_active = render.get("queued", 0) + render.get("leased", 0)
                 caption_active = caps.get("queued", 0) + caps.get("leased", 0)
                 if job["state"] in ("finished", "canceled"):
@@ -235,7 +259,7 @@ class LocalRun:
         _say(f"farm render: {done} of {submitted['objects']} objects done, {failed} failed, "
              f"{views} views rendered in {elapsed:.1f}s ({rate:.2f} views/s) -> {self.out}")
         objects = {o["obj_id"]: o for o in read_objects(self.out)}
-        fails = [o for o in objects.values() if o.get("status") == "failed"]
+        fails = [o for o in objects.values() if o.get("status") == "failed" and o.get("out_rel") in self.out_rels]
         for o in fails[:10]:
             _say(f"  failed: {o['uid']} (obj_id {o['obj_id']}): {o.get('error')}")
         if len(fails) > 10:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from blender_addon.rig.fileio import atomic_open
 
 from .layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, confined_path, img_id, img_id_stride
 
@@ -65,32 +66,21 @@ def iter_metadata_records(out_root: str | os.PathLike, objects: list[dict] | Non
 def write_metadata_records(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Stream records into a JSON array at `path`, one record a line, atomically (a temporary
     name in the same folder, then a rename). Nothing is held in memory. Returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     count = 0
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("[")
-            batch: list[str] = []
-            for record in records:
-                batch.append(encode(record))
-                if len(batch) == 4096:
-                    fh.write(("\n" if not count else ",\n") + ",\n".join(batch))
-                    count += len(batch)
-                    batch.clear()
-            if batch:
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write("[")
+        batch: list[str] = []
+        for record in records:
+            batch.append(encode(record))
+            if len(batch) == 4096:
                 fh.write(("\n" if not count else ",\n") + ",\n".join(batch))
                 count += len(batch)
-            fh.write("\n]\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                batch.clear()
+        if batch:
+            fh.write(("\n" if not count else ",\n") + ",\n".join(batch))
+            count += len(batch)
+        fh.write("\n]\n")
     return count
 
 

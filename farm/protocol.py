@@ -164,6 +164,24 @@ def encode(mtype: str, **fields: Any) -> bytes:
     return json.dumps(msg, separators=(",", ":")).encode("utf-8")
 
 
+def encode_with(mtype: str, raw: dict[str, bytes], **fields: Any) -> bytes:
+    """Like encode, with some fields given as JSON text already encoded (and checked) by the caller,
+    e.g. a job's spec that goes out unchanged in every TASK of the job."""
+    msg = {"v": VERSION, "type": mtype, **fields, **{k: None for k in raw}}
+    schema = SCHEMAS[mtype]
+    for name in raw:
+        if not schema[name][0].startswith("?"):
+            raise ProtocolError(f"{mtype}.{name}: a raw field must be optional in the schema")
+    validate(msg)
+    frame = json.dumps(msg, separators=(",", ":")).encode("utf-8")
+    # the raw fields are the object's last keys: replace their nulls from the right
+    for name, text in reversed(list(raw.items())):
+        key = b'"%s":null' % json.dumps(name).strip('"').encode()
+        at = frame.rfind(key)
+        frame = frame[:at] + key[:-4] + text + frame[at + len(key):]
+    return frame
+
+
 def decode(frame: bytes, allowed: set[str] | None = None) -> dict:
     """Parse and check one frame. Raises ProtocolError with a one-line reason."""
     if len(frame) > MAX_MESSAGE_BYTES:

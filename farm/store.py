@@ -117,9 +117,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE TABLE IF NOT EXISTS workers (
     worker TEXT PRIMARY KEY,
     host TEXT, pid INTEGER, device TEXT,
-    first_seen REAL, last_seen REAL,
-    tasks_done INTEGER NOT NULL DEFAULT 0,
-    tasks_failed INTEGER NOT NULL DEFAULT 0
+    first_seen REAL, last_seen REAL
 );
 CREATE TABLE IF NOT EXISTS blocklist (
     job_id TEXT NOT NULL,
@@ -275,6 +273,15 @@ class Store:
                     )
                     if row["status"] == "done":
                         skipped += 1
+                        if job.get("caption") and not self.db.execute(
+                                "SELECT 1 FROM tasks WHERE object_id = ? AND queue = 'caption'"
+                                " AND state IN ('queued', 'leased', 'done') LIMIT 1", (object_id,)).fetchone():
+                            # rendered earlier without captions: caption it now (the captioner
+                            # acknowledges at once when captions.json is already complete)
+                            self.db.execute(
+                                "INSERT INTO tasks (job_id, object_id, queue, kind, state, priority, updated)"
+                                " VALUES (?, ?, 'caption', 'caption', 'queued', ?, ?)",
+                                (job_id, object_id, priority, now))
                         continue
                 active = self.db.execute(
                     "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render' AND state IN ('queued','leased')",
@@ -299,7 +306,7 @@ class Store:
             self._event("submit", job_id, detail=f"{len(assets)} objects, {queued} queued, {skipped} already done")
             self._invalidate(out_root)
             if queued == 0:
-                self.finished_jobs.append(job_id)
+                self._maybe_finished(job_id)
         return {"job_id": job_id, "objects": len(assets), "queued": queued, "skipped": skipped}
 
     # --- leasing ------------------------------------------------------------------------------
@@ -312,7 +319,8 @@ class Store:
             return []
         now = time.time() if now is None else now
         rows = self.db.execute(
-            "SELECT t.task_id, t.job_id, t.kind, t.attempts, t.object_id FROM tasks t"
+            "SELECT t.task_id, t.job_id, t.kind, t.attempts, t.object_id, o.obj_id, o.uid, o.asset, o.category,"
+            " o.source, o.out_rel, o.views, o.files FROM tasks t JOIN objects o ON o.id = t.object_id"
             " WHERE t.queue = ? AND t.state = 'queued' ORDER BY t.priority DESC, t.task_id LIMIT ?",
             (queue, len(workers) * 2 + 8),
         ).fetchall()
@@ -339,9 +347,10 @@ class Store:
             expires = now + (lease_s if lease_s is not None else job["timeout_s"] + LEASE_GRACE_S)
             task_updates.append((attempt_id, worker, expires, now, pick["task_id"]))
             attempt_rows.append((attempt_id, pick["task_id"], worker, now))
+            obj = {k: pick[k] for k in ("obj_id", "uid", "asset", "category", "source", "out_rel", "views", "files")}
             out.append((worker, {"task_id": pick["task_id"], "attempt_id": attempt_id, "job_id": pick["job_id"],
                                  "kind": pick["kind"], "object_id": pick["object_id"],
-                                 "timeout_s": job["timeout_s"]}))
+                                 "timeout_s": job["timeout_s"], "obj": obj}))
         if task_updates:
             self.db.executemany(
                 "UPDATE tasks SET state = 'leased', attempt_id = ?, attempts = attempts + 1, worker = ?,"
@@ -358,7 +367,7 @@ class Store:
     def task_message(self, task: dict) -> dict:
         """The TASK message fields for a leased task."""
         job = self.job(task["job_id"])
-        obj = self.object_row(task["object_id"])
+        obj = task.get("obj") or self.object_row(task["object_id"])
         asset = {"uid": obj["uid"], "path": obj["asset"], "category": obj["category"], "source": obj["source"],
                  "out_rel": obj["out_rel"]}
         return {"task_id": task["task_id"], "attempt_id": task["attempt_id"], "job_id": task["job_id"],
@@ -388,18 +397,18 @@ class Store:
 
     # --- outcomes -----------------------------------------------------------------------------
     def complete(self, task_id: int, attempt_id: int, result: dict | None = None,
-                 now: float | None = None) -> bool:
-        """Mark the current attempt done. False (and nothing changes) for a stale attempt."""
+                 now: float | None = None, row: sqlite3.Row | None = None) -> bool:
+        """Mark the current attempt done. False (and nothing changes) for a stale attempt.
+        `row`: the task's row from `current()` when the caller already has it."""
         now = time.time() if now is None else now
-        row = self.current(task_id, attempt_id)
+        if row is None or row["attempt_id"] != attempt_id or row["task_id"] != task_id:
+            row = self.current(task_id, attempt_id)
         if row is None:
             return False
         self.db.execute("UPDATE tasks SET state = 'done', error = NULL, lease_expires = NULL, updated = ?"
                         " WHERE task_id = ?", (now, task_id))
         self.failed_by.pop(task_id, None)
         self.db.execute("UPDATE attempts SET ended = ?, outcome = 'done' WHERE attempt_id = ?", (now, attempt_id))
-        if row["worker"]:
-            self.db.execute("UPDATE workers SET tasks_done = tasks_done + 1 WHERE worker = ?", (row["worker"],))
         job = self.job(row["job_id"])
         if row["queue"] == "render":
             result = result or {}
@@ -448,7 +457,6 @@ class Store:
         self._event("fail" if new_state == FAILED else "requeue", row["job_id"], task_id, worker,
                     f"attempt {row['attempts']}/{job['max_attempts']} ({kind}): {error}")
         if worker:
-            self.db.execute("UPDATE workers SET tasks_failed = tasks_failed + 1 WHERE worker = ?", (worker,))
             if new_state == QUEUED and kind in ("asset", "worker", "timeout"):
                 self.failed_by.setdefault(task_id, set()).add(worker)
             if kind == "worker":
@@ -643,7 +651,7 @@ class Store:
     # --- caption queue ------------------------------------------------------------------------
     def caption_payload(self, task: dict) -> dict:
         job = self.job(task["job_id"])
-        obj = self.object_row(task["object_id"])
+        obj = task.get("obj") or self.object_row(task["object_id"])
         return {"task_id": task["task_id"], "attempt_id": task["attempt_id"], "obj_id": obj["obj_id"],
                 "uid": obj["uid"], "category": obj["category"], "out_root": job["out_root"],
                 "out_rel": obj["out_rel"], "files": json.loads(obj["files"] or "[]"),

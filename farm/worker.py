@@ -33,6 +33,7 @@ from .layout import confined_path
 log = logging.getLogger("farm.worker")
 
 RENDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".tmp", ".part")
+MARKERS = ("transforms.json", "frames.json")  # an object folder's completion markers (written last)
 
 
 def read_rss_mb(pid: int) -> float:
@@ -49,12 +50,12 @@ def read_rss_mb(pid: int) -> float:
 
 def clean_partial(out_dir: Path) -> None:
     """Remove what a killed render may have left in an object folder: temporary files, views and
-    transforms.json of an unfinished attempt. Captions and anything else stay."""
+    the completion marker of an unfinished attempt. Captions and anything else stay."""
     if not out_dir.is_dir():
         return
     for f in out_dir.iterdir():
         if f.is_file() and (f.name.startswith(".") or f.suffix.lower() in RENDER_SUFFIXES
-                            or f.name == "transforms.json"):
+                            or f.name in MARKERS):
             try:
                 f.unlink()
             except OSError:
@@ -198,6 +199,7 @@ class Worker:
     def _connect(self) -> None:
         self.sock = self.ctx.socket(zmq.DEALER)
         P.configure_socket(self.sock, self.curve)
+        self.sock.setsockopt(zmq.SNDTIMEO, 5000)  # a blocking send (file chunks) never hangs the loop
         self.sock.connect(self.connect_addr)
         now = time.time()
         self.last_recv = now
@@ -224,7 +226,14 @@ class Worker:
             log.warning("send queue full; %s dropped (the broker will hear again)", mtype)
 
     def _deliver(self, delivery: dict) -> None:
-        """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt."""
+        """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt.
+        When the broker stops taking data, the rest waits in the outbox for the reconnect."""
+        try:
+            self._deliver_now(delivery)
+        except zmq.Again:
+            log.warning("broker not taking data; result %s waits for the reconnect", delivery["key"])
+
+    def _deliver_now(self, delivery: dict) -> None:
         key = delivery["key"]
         for name, path in delivery.get("stream", []):
             with open(path, "rb") as fh:

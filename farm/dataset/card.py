@@ -231,10 +231,12 @@ def render_card(stats: dict, *, extra_yaml: str = "", data_note: str = "") -> st
             spec = job.get("spec") if isinstance(job.get("spec"), dict) else {}
             created = job.get("created")
             when = _dt.datetime.fromtimestamp(created, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if created else ""
+            options = json.dumps(job["options"], sort_keys=True) if job.get("options") else ""
             rows.append([job.get("job_id", ""), job.get("name", ""), when, job.get("spec_hash") or "",
-                         spec.get("name", ""), spec.get("seed", ""),
+                         spec.get("name", ""), spec.get("seed", ""), options,
                          "yes" if job.get("caption") else "no", job.get("caption_model") or ""])
-        out += [_table(["job", "name", "created", "spec hash", "spec name", "seed", "caption", "caption model"], rows), ""]
+        out += [_table(["job", "name", "created", "spec hash", "spec name", "seed", "options", "caption",
+                        "caption model"], rows), ""]
         specs = {j.get("spec_hash"): j["spec"] for j in stats["jobs"] if isinstance(j.get("spec"), dict)}
         for spec_hash, spec in specs.items():
             out += [f"<details><summary>Spec {spec_hash}</summary>", "", "```json", json.dumps(spec, indent=2), "```",

@@ -32,7 +32,7 @@ def dataset() -> None:
     """Assemble, check, describe, browse and export a dataset folder (OUT)."""
 
 
-@dataset.command("build")
+@dataset.command("build", short_help="Assemble metadata.json and objects.jsonl over every source.")
 @OUT_ARG
 @_one_line_errors
 def build_cmd(out: str) -> None:
@@ -42,7 +42,7 @@ def build_cmd(out: str) -> None:
     click.echo(build_dataset(out).summary())
 
 
-@dataset.command("validate")
+@dataset.command("validate", short_help="Check OUT and name every violation (exit 1 on any).")
 @OUT_ARG
 @click.option("--skip-files", is_flag=True, help="Do not check that each metadata.json path exists on disk.")
 @click.option("--no-caption-check", is_flag=True, help="Do not check that each caption names its category.")
@@ -66,7 +66,7 @@ def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors:
     sys.exit(0 if report.ok else 1)
 
 
-@dataset.command("card")
+@dataset.command("card", short_help="Write OUT/README.md, a dataset card with provenance.")
 @OUT_ARG
 @_one_line_errors
 def card_cmd(out: str) -> None:
@@ -76,7 +76,7 @@ def card_cmd(out: str) -> None:
     click.echo(f"wrote {write_card(out)}")
 
 
-@dataset.command("gallery")
+@dataset.command("gallery", short_help="Write OUT/gallery/index.html with a contact sheet per object.")
 @OUT_ARG
 @click.option("--thumb", type=click.IntRange(16, 1024), default=128, show_default=True, help="Thumbnail size in px.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N objects (by obj_id).")
@@ -88,7 +88,7 @@ def gallery_cmd(out: str, thumb: int, limit: int | None) -> None:
     click.echo(f"wrote {write_gallery(out, thumb=thumb, limit=limit)}")
 
 
-@dataset.command("export")
+@dataset.command("export", short_help="Export OUT as a Hugging Face imagefolder.")
 @OUT_ARG
 @click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
               help="hf: a Hugging Face imagefolder with metadata.jsonl.")

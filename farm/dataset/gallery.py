@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from blender_addon.rig.fileio import atomic_write_bytes, atomic_write_text
 
-from ..layout import CAPTIONS_JSON
+from ..layout import CAPTIONS_JSON, LayoutError, confined_path
 from .common import image_files, load_objects, out_dir, read_json
 
 GALLERY_DIR = "gallery"
@@ -173,17 +173,21 @@ def write_gallery(out_root: str | os.PathLike, *, thumb: int = 128, limit: int |
     gallery = out / GALLERY_DIR
     lazy = len(objects) > 300
     cards, categories, statuses, sources = [], Counter(), Counter(), Counter()
-    for obj in objects:
+    for n, obj in enumerate(objects):
         categories[str(obj.get("category"))] += 1
         statuses[str(obj.get("status"))] += 1
         sources[str(obj.get("source"))] += 1
-        folder = out / str(obj.get("out_rel"))
-        views = image_files(folder) if obj.get("status") == "done" else []
+        try:
+            folder = confined_path(out, str(obj.get("out_rel")))
+        except LayoutError:
+            folder = None  # an out_rel outside OUT: shown, never read (validate names it)
+        views = image_files(folder) if folder and obj.get("status") == "done" else []
         sheet_rel = None
         if views:
-            sheet_rel = f"{SHEETS_DIR}/{int(obj['obj_id'])}.jpg"
+            key = obj["obj_id"] if isinstance(obj.get("obj_id"), int) else f"line{n + 1}"
+            sheet_rel = f"{SHEETS_DIR}/{key}.jpg"
             atomic_write_bytes(gallery / sheet_rel, _sheet_bytes(contact_sheet([folder / v for v in views], thumb)))
-        captions = read_json(folder / CAPTIONS_JSON)
+        captions = read_json(folder / CAPTIONS_JSON) if folder else None
         cards.append(_card_html(obj, sheet_rel, captions if isinstance(captions, dict) else None, lazy))
     summary = f"{len(objects)} objects: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     page = PAGE.format(

@@ -148,6 +148,7 @@ def _check_objects(out: Path, report: ValidationReport) -> dict[int, dict]:
             if expected != obj["out_rel"]:
                 report.add("layout", where, f"out_rel {obj['out_rel']!r} is not where the layout puts a "
                            f"{obj['source']} object (expected {expected!r})")
+                obj["_misplaced"] = True  # its folder is not looked at (it may lie outside OUT)
             if obj["obj_id"] in by_id:
                 first = by_id[obj["obj_id"]]
                 report.add("duplicate_id", where, f"obj_id {obj['obj_id']} is also used by {first['out_rel']!r}")
@@ -217,7 +218,7 @@ def validate_dataset(out_root: str | os.PathLike, *, check_files: bool = True, c
     expected_counts: dict[int, int] = {}
     for obj_id in sorted(objects):
         obj = objects[obj_id]
-        if obj["status"] == "done":
+        if obj["status"] == "done" and not obj.get("_misplaced"):
             expected_counts[obj_id] = _check_object_folder(out, obj, report)
 
     names_category = _names_category if check_captions else None

@@ -20,9 +20,11 @@ from .base import Asset, SourceError
 
 
 def _cache_glbs_dir(root: Path) -> Path | None:
-    """The `glbs/` folder of a cache root, or the folder itself when it is `glbs/`."""
-    if (root / "glbs").is_dir():
-        return root / "glbs"
+    """The `glbs/` folder of a cache root (or of `<root>/hf-objaverse-v1/`, the objaverse package's
+    layout under ~/.objaverse), or the folder itself when it is `glbs/`."""
+    for candidate in (root / "glbs", root / "hf-objaverse-v1" / "glbs"):
+        if candidate.is_dir():
+            return candidate
     if root.name == "glbs" and root.is_dir():
         return root
     return None
@@ -47,10 +49,7 @@ def index_cache(root: str | os.PathLike) -> dict[str, Path]:
 
 
 def _find_cache_for(list_file: Path) -> Path | None:
-    for parent in list_file.resolve().parents:
-        if (parent / "glbs").is_dir():
-            return parent
-    return None
+    return next((p for p in list_file.resolve().parents if _cache_glbs_dir(p) is not None), None)
 
 
 def read_uid_list(path: Path) -> list[str]:

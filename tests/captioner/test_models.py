@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +11,8 @@ from captioner.images import load_rgb
 from captioner.models import PRESETS, BlipBackend, ChatBackend, GenerationSettings, ModelLoadError, load_backend
 from captioner.prompts import PAPER_PROMPT, forced_prefix, names_category, render_prompt
 
-from .conftest import write_view_png
+from .helpers import REPO, make_out, write_view_png
 
-REPO = Path(__file__).resolve().parents[2]
 CATEGORIES = ["rocking_chair", "airliner", "mug", "teapot", "zebra_crossing", "table_lamp", "harmonica", "dog"]
 
 
@@ -128,3 +126,10 @@ def test_cli_missing_weights_one_line_no_traceback(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == [lines[0]] and lines[0].startswith("error: model 'no-such-org/no-model'")
     assert "Traceback" not in proc.stderr and "--model DIR" in lines[0]
+
+
+def test_bad_device_and_dtype_are_one_line(tiny_llava):
+    with pytest.raises(ModelLoadError, match="device: 'gpu' is unknown"):
+        load_backend(str(tiny_llava), device="gpu")
+    with pytest.raises(ModelLoadError, match="dtype: 'int3' is unknown"):
+        load_backend(str(tiny_llava), dtype="int3")

@@ -18,47 +18,17 @@ from captioner.engine import CaptionEngine
 from captioner.models import GenerationSettings, load_backend
 from captioner.prompts import PAPER_PROMPT, forced_prefix, names_category
 from captioner.runner import run_out
-from farm.layout import img_id_stride
-from farm.metadata import read_objects
 
-from .conftest import make_out, write_view_png
+from .helpers import REPO, check_metadata, make_out, write_view_png
+from .helpers import captioner as _captioner
+from .helpers import env as _env
 
-REPO = Path(__file__).resolve().parents[2]
 OBJECTS = [("chair01", "rocking_chair", 4), ("plane01", "airliner", 3), ("mug01", "coffee_mug", 2),
            ("zc01", "zebra_crossing", 3), ("harm01", "harmonica", 2)]
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
-    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
-    return env
-
-
-def _captioner(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "captioner", *args], capture_output=True, text=True,
-                          env=_env(), cwd=REPO, timeout=timeout)
-
-
 def _captions(out: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(out.glob("views/*/captions.json"))}
-
-
-def check_metadata(out: Path) -> list[dict]:
-    """metadata.json follows MVCap's schema: paths exist, ids right, keys exact, obj_ids dense."""
-    records = json.loads((out / "metadata.json").read_text())
-    objects = {o["obj_id"]: o for o in read_objects(out)}
-    stride = img_id_stride(max(o["views"] for o in objects.values()))
-    seen = set()
-    for rec in records:
-        assert set(rec) == {"path", "caption", "obj_id", "img_id"}
-        assert rec["path"].startswith("./") and (out / rec["path"][2:]).is_file()
-        view = int(Path(rec["path"]).stem)
-        assert rec["img_id"] == rec["obj_id"] * stride + view
-        assert rec["path"] == f"./{objects[rec['obj_id']]['out_rel']}/{view:03d}.png"
-        assert isinstance(rec["caption"], str) and rec["caption"]
-        assert rec["img_id"] not in seen, "duplicate record"
-        seen.add(rec["img_id"])
-    return records
 
 
 def _engine_factory(model: Path, batch_size: int, generation: GenerationSettings, **kwargs):

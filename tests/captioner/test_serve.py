@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_out
+from .helpers import REPO, check_metadata, make_out
+from .helpers import env as _env
 
 broker_mod = pytest.importorskip("farm.broker")
 from farm.store import Store  # noqa: E402
 
-from .test_run import REPO, _env, check_metadata  # noqa: E402
 
 
 def queue_rendered(state: Path, out: Path, objects: list[tuple[str, str, int]]) -> None:

@@ -13,13 +13,11 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 # file name -> (uid, LVIS category); uids are 32 hex digits like Objaverse's

@@ -83,11 +83,16 @@ def _fault_missing_file(out: Path) -> str:
     return victim
 
 
-def _fault_duplicate_img_id(out: Path) -> str:
+def _edit_metadata(out: Path, edit) -> str:
+    """Change metadata.json's records in place; `edit(records)` returns where the fault is."""
     records = _metadata(out)
-    records[5]["img_id"] = records[4]["img_id"]
+    where = edit(records)
     (out / "metadata.json").write_text(json.dumps(records))
-    return "metadata.json[5]"
+    return where
+
+
+def _fault_duplicate_img_id(out: Path) -> str:
+    return _edit_metadata(out, lambda r: r[5].update(img_id=r[4]["img_id"]) or "metadata.json[5]")
 
 
 def _fault_duplicate_obj_id(out: Path) -> str:
@@ -95,6 +100,13 @@ def _fault_duplicate_obj_id(out: Path) -> str:
     objects[7]["obj_id"] = objects[6]["obj_id"]
     (out / "objects.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
     return "objects.jsonl:8"
+
+
+def _fault_out_rel_escapes(out: Path) -> str:
+    objects = _objects(out)
+    objects[1]["out_rel"] = "views/../../elsewhere"
+    (out / "objects.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
+    return "objects.jsonl:2"
 
 
 def _fault_category(out: Path) -> str:
@@ -107,30 +119,22 @@ def _fault_category(out: Path) -> str:
 
 
 def _fault_caption_names_no_category(out: Path) -> str:
-    records = _metadata(out)
-    records[3]["caption"] = "a thing on a table"
-    (out / "metadata.json").write_text(json.dumps(records))
-    return "metadata.json[3]"
+    return _edit_metadata(out, lambda r: r[3].update(caption="a thing on a table") or "metadata.json[3]")
 
 
 def _fault_stale_metadata(out: Path) -> str:
-    records = _metadata(out)
-    dropped = records.pop()
-    (out / "metadata.json").write_text(json.dumps(records))
-    return f"obj_id {dropped['obj_id']}"
+    return _edit_metadata(out, lambda r: f"obj_id {r.pop()['obj_id']}")
 
 
 def _fault_path_escapes(out: Path) -> str:
-    records = _metadata(out)
-    records[0]["path"] = "./views/../../etc/000.png"
-    (out / "metadata.json").write_text(json.dumps(records))
-    return "metadata.json[0]"
+    return _edit_metadata(out, lambda r: r[0].update(path="./views/../../etc/000.png") or "metadata.json[0]")
 
 
 @pytest.mark.parametrize("fault, kind", [
     (_fault_missing_file, "missing_file"),
     (_fault_duplicate_img_id, "duplicate_id"),
     (_fault_duplicate_obj_id, "duplicate_id"),
+    (_fault_out_rel_escapes, "layout"),
     (_fault_category, "category_mismatch"),
     (_fault_caption_names_no_category, "caption_category"),
     (_fault_stale_metadata, "stale_metadata"),
@@ -185,6 +189,10 @@ def test_card_has_provenance(built_copy):
     assert "| remote_control" not in text and "| remote control | 1 |" in text
     assert "only 25 usable frame(s)" in text  # failures with their reasons
     assert "forced_prefix" in text and "Seed:" in text and "bpy" in text
+    # the farm's store: one job per `farm render` run, with the full spec
+    assert "### Farm jobs (OUT/.farm/state.sqlite)" in text and text.count("| farm render |") == 3
+    assert f"<details><summary>Spec {spec.spec_hash()}</summary>" in text and '"num_views": 6' in text
+    assert '{"frames": 30}' in text
 
 
 def test_card_tolerates_a_bare_out(tmp_path):
@@ -260,3 +268,43 @@ def test_validate_caption_rule_is_the_captioners():
              ("knives", "knife"), ("anything", "")]
     for caption, category in cases:
         assert _names_category(caption, category) == names_category(caption, category), (caption, category)
+
+
+def test_farm_cli_has_the_dataset_group(built_copy):
+    repo = Path(__file__).resolve().parents[2]
+    run = [sys.executable, "-m", "farm", "dataset"]
+    helped = subprocess.run(run + ["--help"], capture_output=True, text=True, cwd=repo)
+    assert helped.returncode == 0
+    for command in ("build", "validate", "card", "gallery", "export"):
+        assert command in helped.stdout
+    ok = subprocess.run(run + ["validate", str(built_copy)], capture_output=True, text=True, cwd=repo)
+    assert ok.returncode == 0 and "validate: ok: 113 records, 13 objects" in ok.stdout + ok.stderr
+    (built_copy / "objects.jsonl").write_text("not json\n")
+    bad = subprocess.run(run + ["build", str(built_copy)], capture_output=True, text=True, cwd=repo)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "line 1 is not valid JSON" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_real_captioner_output_builds_and_validates(mixed_out, tmp_path):
+    """`captioner run` with a tiny random LLaVA (built offline) captions the three-source OUT; what it
+    writes builds into a metadata.json that passes validate (its forced prefixes name the category)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from captioner.testing import build_llava
+
+    src, objects = mixed_out
+    out = tmp_path / "OUT"
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("captions.json"))
+    model = build_llava(tmp_path / "tiny-llava", init_range=0.2)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, "-m", "captioner", "run", str(out), "--model", str(model),
+                           "--max-new-tokens", "8", "--device", "cpu"], capture_output=True, text=True,
+                          cwd=repo, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = build_dataset(out)
+    assert report.records == sum(o["views"] for o in objects if o["status"] == "done")
+    result = validate_dataset(out)
+    assert result.ok, result.kept[:20]
+    text = write_card(out).read_text()
+    assert str(model) in text and "forced_prefix" in text

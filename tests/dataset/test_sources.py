@@ -161,3 +161,12 @@ def test_unknown_source_and_missing_paths(tmp_path):
         resolve_assets("shapenet", [str(tmp_path)])
     with pytest.raises(SourceError, match="no such folder"):
         resolve_assets("im3d", [str(tmp_path / "nope")])
+
+
+def test_objaverse_package_cache_layout(objaverse_cache, tmp_path):
+    """The objaverse package's own cache: ~/.objaverse/hf-objaverse-v1/glbs/<shard>/<uid>.glb."""
+    home = tmp_path / ".objaverse"
+    shutil.copytree(objaverse_cache / "glbs", home / "hf-objaverse-v1" / "glbs")
+    lvis = str(objaverse_cache / "lvis-annotations.json")
+    assert len(resolve_assets("objaverse", [str(home)], lvis)) == 5
+    assert len(resolve_assets("objaverse", [str(home / "hf-objaverse-v1" / "glbs")], lvis)) == 5

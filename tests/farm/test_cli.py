@@ -90,3 +90,15 @@ def test_status_table():
     assert "abc123" in text and "running" in text and "2/5" in text and "42" in text
     assert "failed x (obj_id 4): empty file" in text
     assert "task 9 (2/8 views)" in text and "blocked from abc123" in text
+
+
+def test_caption_without_captioner_is_a_clear_error(monkeypatch):
+    import importlib.util
+    import shutil
+
+    from farm import local
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(local.LocalError, match="captioner.*not available.*--no-caption"):
+        local.captioner_command()

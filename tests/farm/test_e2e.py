@@ -274,5 +274,21 @@ def test_curve_keys_end_to_end(cluster, box_glb, tmp_path):
     cluster.wait_finished(job_id, curve_keys=keys)
     assert_complete(out, "c0")
     # no keys: refused (no answer), and the CLI says so in one line
-    r = farm("status", "--connect", cluster.addr, timeout=60)
+    r = farm("status", "--connect", cluster.addr, "--reply-timeout", "2", timeout=60)
     assert r.returncode == 1 and r.stderr.startswith("error: no answer")
+
+
+def test_render_with_captions_from_a_tiny_model(glb_dir, tmp_path):
+    """--caption spawns `captioner serve` beside the workers and waits for the caption queue."""
+    pytest.importorskip("transformers")
+    from captioner.testing import build_llava
+
+    model = build_llava(tmp_path / "tiny_llava")
+    assets = copies(glb_dir / "Box.glb", tmp_path / "assets", ["box_a", "box_b"])
+    out = tmp_path / "out"
+    r = farm("render", assets, "-o", out, *TINY, "--caption", "--caption-model", model, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    meta = json.loads((out / "metadata.json").read_text())
+    assert sorted((m["obj_id"], m["img_id"]) for m in meta) == [(0, 0), (0, 1), (1, 100), (1, 101)]
+    assert all(m["path"].startswith("./views/") and m["caption"] for m in meta)
+    assert "captions: 2 objects captioned" in r.stderr

@@ -49,3 +49,11 @@ def test_allowed_types():
 def test_encode_checks_too():
     with pytest.raises(P.ProtocolError):
         P.encode("ACK", task_id="one", attempt_id=1)
+
+
+def test_encode_with_raw_spec():
+    frame = P.encode_with("TASK", {"spec": b'{"camera":{"num_views":2}}'}, task_id=1, attempt_id=2, job_id="j",
+                          kind="render", asset={"uid": "a", "spec": None}, out_root="/o", out_rel="views/a",
+                          obj_id=0, timeout_s=5.0, options={})
+    msg = P.decode(frame)
+    assert msg["spec"] == {"camera": {"num_views": 2}} and msg["asset"] == {"uid": "a", "spec": None}

@@ -64,11 +64,13 @@ try:
         except Exception as exc:  # noqa: BLE001 - every format is reported, not just the first failure
             report["formats"][ext] = {"error": f"{type(exc).__name__}: {exc}"}
 
-    spec = spec_from_dict({"camera": {"pattern": "explicit", "explicit": [[30, 20, 3.0], [200, 50, 3.0]]},
-                           "render": {"resolution_x": 48, "resolution_y": 48, "samples": 2}})
+    spec = spec_from_dict({"camera": {"pattern": "explicit", "explicit": [[30, 20, 2.0], [200, 50, 2.0], [300, -40, 2.0]],
+                                      "roll_deg": 40.0},
+                           "render": {"resolution_x": 80, "resolution_y": 64, "samples": 2}})
     result = render_asset(paths["obj"], spec, out / "render_obj", uid="box")
     report["render"] = result.to_dict()
     report["render"]["written"] = sorted(p.name for p in (out / "render_obj").iterdir())
+    report["render"]["dir"] = str(out / "render_obj")
 except Exception as exc:  # noqa: BLE001
     report["errors"].append("".join(traceback.format_exception(exc)))
 

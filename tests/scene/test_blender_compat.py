@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,5 +59,19 @@ def test_scene_on_installed_blender(tmp_path):
         assert info["largest_side"] == pytest.approx(1.0, abs=1e-4), ext
         assert max(abs(c) for c in info["centre"]) < 1e-4, ext
     render = report["render"]
-    assert render["written"] == ["000.png", "001.png", "transforms.json"]
+    assert render["written"] == ["000.png", "001.png", "002.png", "transforms.json"]
     assert all(q["issues"] == [] for q in render["quality"]), render["quality"]
+    # poses and intrinsics on that version: the silhouette is the projected normalised box
+    from blender_addon.rig import cameras
+    from blender_addon.rig.transforms import read_transforms
+    from tests.scene.test_scene import alpha_of, convex_hull, frame_K, iou, polygon_mask
+
+    folder = Path(render["dir"])
+    data = read_transforms(folder / "transforms.json")
+    lo, hi = np.array(data["normalization"]["bbox_min"]), np.array(data["normalization"]["bbox_max"])
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    for frame in data["frames"]:
+        pixels = cameras.project_points(corners, np.array(frame["transform_matrix"]), frame_K(data))
+        predicted = polygon_mask(convex_hull(pixels), data["w"], data["h"])
+        score = iou(alpha_of(folder / frame["file_path"]) >= 128, predicted)
+        assert score > 0.9, f"Blender {version} {frame['file_path']}: IoU {score:.3f}"

@@ -1,0 +1,82 @@
+"""Helpers for the captioner tests: output folders with real RGBA PNGs and objects.jsonl,
+the metadata.json schema check, and running the real CLI in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from farm.layout import OBJECTS_JSONL, img_id_stride, view_filename, views_rel
+from farm.metadata import read_objects
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_view_png(path: Path, seed: int, size: int = 48) -> None:
+    """An RGBA render-like PNG: a coloured blob on a transparent film, different per seed."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    cx, cy, r = rng.uniform(0.3, 0.7) * size, rng.uniform(0.3, 0.7) * size, rng.uniform(0.15, 0.35) * size
+    mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+    rgba = np.zeros((size, size, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (size, size, 3), dtype=np.uint8) // 2 + rng.integers(0, 128, 3, dtype=np.uint8)
+    rgba[..., 3] = np.where(mask, 255, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def make_out(root: Path, objects: list[tuple[str, str, int]], *, statuses: dict[str, str] | None = None,
+             size: int = 48) -> Path:
+    """OUT with views/<uid>/NNN.png and objects.jsonl in the farm's schema, for (uid, category, views)."""
+    statuses = statuses or {}
+    lines = []
+    for obj_id, (uid, category, views) in enumerate(objects):
+        rel = views_rel(uid)
+        status = statuses.get(uid, "done")
+        if status == "done":
+            for v in range(views):
+                path = root / rel / view_filename(v)
+                if not path.exists():  # an object rendered earlier keeps its files
+                    write_view_png(path, seed=obj_id * 1000 + v, size=size)
+        lines.append({"obj_id": obj_id, "uid": uid, "source": "folder", "category": category,
+                      "asset": f"/assets/{uid}.glb", "out_rel": rel, "views": views, "status": status,
+                      "error": None if status == "done" else "import failed", "attempts": 1,
+                      "missing_textures": [], "quality": []})
+    root.mkdir(parents=True, exist_ok=True)
+    (root / OBJECTS_JSONL).write_text("".join(json.dumps(o) + "\n" for o in lines), encoding="utf-8")
+    return root
+
+
+def env() -> dict:
+    out = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    out.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO), TOKENIZERS_PARALLELISM="false")
+    return out
+
+
+def captioner(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "captioner", *args], capture_output=True, text=True,
+                          env=env(), cwd=REPO, timeout=timeout)
+
+
+def check_metadata(out: Path) -> list[dict]:
+    """metadata.json follows MVCap's schema: paths exist, ids right, keys exact, no duplicates."""
+    records = json.loads((out / "metadata.json").read_text())
+    objects = {o["obj_id"]: o for o in read_objects(out)}
+    assert sorted(objects) == list(range(len(objects))), "obj_ids in objects.jsonl are dense"
+    stride = img_id_stride(max(o["views"] for o in objects.values()))
+    seen = set()
+    for rec in records:
+        assert set(rec) == {"path", "caption", "obj_id", "img_id"}
+        assert rec["path"].startswith("./") and (out / rec["path"][2:]).is_file()
+        view = int(Path(rec["path"]).stem)
+        assert rec["img_id"] == rec["obj_id"] * stride + view
+        assert rec["path"] == f"./{objects[rec['obj_id']]['out_rel']}/{view:03d}.png"
+        assert isinstance(rec["caption"], str) and rec["caption"]
+        assert rec["img_id"] not in seen, "duplicate record"
+        seen.add(rec["img_id"])
+    return records
