@@ -186,13 +186,18 @@ class Broker:
                     if not (chunk or (last and (maint or self.maybe_queued))):
                         continue
                     out: list[tuple[bytes, bytes]] = []
-                    with self.store.transaction():
-                        for identity, msg in chunk:
-                            self._handle_one(identity, msg, now, out)
-                        if last and maint:
-                            self._maintain(now, out)
-                        if last and self.maybe_queued:
-                            self._dispatch(now, out)
+                    try:
+                        with self.store.transaction():
+                            for identity, msg in chunk:
+                                self._handle_one(identity, msg, now, out)
+                            if last and maint:
+                                self._maintain(now, out)
+                            if last and self.maybe_queued:
+                                self._dispatch(now, out)
+                    except Exception:  # noqa: BLE001 - e.g. a full disk: keep serving
+                        log.exception("transaction rolled back")
+                        self._soft_restart()
+                        continue
                     for identity, frame in out:
                         self._send(identity, frame)
                 if batch:
@@ -208,6 +213,20 @@ class Broker:
                 self.store.finished_jobs.clear()
         finally:
             self.close()
+
+    def _soft_restart(self) -> None:
+        """After a rolled-back transaction the in-memory view may be ahead of the store: forget
+        every worker. Their next message gets RECONNECT, and their READY (with the task they run
+        and the results they hold) rebuilds the view from the store, as after a broker restart."""
+        self.workers.clear()
+        self.by_name.clear()
+        self.store.dirty_roots.clear()
+        self.store.finished_jobs.clear()
+        self.maybe_queued = True
+        try:
+            self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
+        except Exception:  # noqa: BLE001 - the store is still failing; the next turn tries again
+            log.exception("recover after a rolled-back transaction failed")
 
     def serve_in_thread(self) -> threading.Thread:
         t = threading.Thread(target=self.serve, name="farm-broker", daemon=True)
@@ -528,7 +547,7 @@ class Broker:
         mtype = msg["type"]
         if mtype == "SUBMIT":
             job, assets = check_submit(msg["job"], msg["assets"])
-            reply = self.store.submit(job, assets)
+            reply = self.store.submit(job, assets, append_to=msg.get("append_to"))
             self.maybe_queued = True
             out.append((identity, P.encode("SUBMITTED", **reply)))
         elif mtype == "STATUS":

@@ -219,13 +219,15 @@ def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
 @click.option("--heartbeat", type=float, default=None, hidden=True)
 @click.option("--group-commit", type=int, default=None, hidden=True, help="Messages per transaction (benchmarks).")
 @click.option("--blocklist-after", type=int, default=3, show_default=True,
-              help="Worker-caused failures in one job before that worker is blocked from it.")
+              help="Worker-caused failures (on distinct tasks of one job) before that worker is "
+                   "blocked from the job.")
 def broker_cmd(bind, state, curve_keys, fsync, heartbeat, group_commit, blocklist_after):
     """Run the broker (ROUTER) in the foreground until Ctrl-C or SIGTERM."""
     import signal
 
     from .broker import Broker
 
+    _check_range("--blocklist-after", blocklist_after, 1)
     _check_bind(bind, curve_keys)
     kwargs = {"heartbeat_s": heartbeat} if heartbeat else {}
     if group_commit:
@@ -268,6 +270,7 @@ def worker_cmd(connect, device, gpu, max_tasks, max_rss_mb, name, shared_storage
 
     _check_range("--max-tasks", max_tasks, 1)
     _check_range("--max-rss-mb", max_rss_mb, 64)
+    _check_range("--exit-after", exit_after, 1)
     kwargs = {"heartbeat_s": heartbeat} if heartbeat else {}
     if name is not None:
         from .layout import check_identifier

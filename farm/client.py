@@ -12,6 +12,9 @@ import zmq
 from . import protocol as P
 
 
+SUBMIT_CHUNK = 5000  # assets per SUBMIT message
+
+
 class ClientError(RuntimeError):
     """The broker answered ERROR, or did not answer in time. One line."""
 
@@ -55,8 +58,16 @@ class Client:
             raise ClientError(reply["error"])
         return reply
 
-    def submit(self, job: dict, assets: list[dict]) -> dict:
-        return self.request("SUBMIT", job=job, assets=assets)
+    def submit(self, job: dict, assets: list[dict], chunk: int = SUBMIT_CHUNK) -> dict:
+        """One job; a long asset list goes in several SUBMITs (frames stay far below the size cap,
+        and the broker never stalls long on one). Returns the summed SUBMITTED reply."""
+        reply = self.request("SUBMIT", job=job, assets=assets[:chunk])
+        total = dict(reply)
+        for start in range(chunk, len(assets), chunk):
+            more = self.request("SUBMIT", job=job, assets=assets[start:start + chunk], append_to=reply["job_id"])
+            for key in ("objects", "queued", "skipped"):
+                total[key] += more[key]
+        return total
 
     def status(self, job_id: str | None = None) -> dict:
         return self.request("STATUS", job_id=job_id)

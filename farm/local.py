@@ -234,7 +234,7 @@ class LocalRun:
                     _say(f"captioner exited with code {self.captioner.returncode} "
                          f"(see {self.farm_dir / 'logs' / 'captioner.log'}); "
                          f"{caption_active} objects wait for captions")
-                time.sleep(0.25)
+                time.sleep(0.25 if submitted["objects"] < 5000 else 1.0)  # STATUS costs more on big jobs
         finally:
             if bar is not None:
                 bar.close()

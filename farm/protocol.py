@@ -80,7 +80,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     "CANCEL_TASK": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
     "RECONNECT": {},  # "I do not know you: send READY again"
     # client -> broker
-    "SUBMIT": {"job": ("dict", _REQ), "assets": ("list[dict]", _REQ)},
+    "SUBMIT": {"job": ("dict", _REQ), "assets": ("list[dict]", _REQ), "append_to": ("?str", _OPT)},
     "STATUS": {"job_id": ("?str", _OPT)},
     "CANCEL": {"job_id": ("str", _REQ)},
     "RETRY": {"job_id": ("str", _REQ)},

@@ -45,6 +45,14 @@ TRANSITIONS = {
     CANCELED: {QUEUED},
 }
 
+
+
+def check_transition(old: str, new: str) -> None:
+    """Every state change goes through here (the SQL also guards with `WHERE state = old`)."""
+    if new not in TRANSITIONS.get(old, ()):
+        raise StoreError(f"task state {old} -> {new} is not allowed")
+
+
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BLOCKLIST_THRESHOLD = 3  # worker-caused failures in one job before the worker is blocked
 LEASE_GRACE_S = 30.0  # past a render's timeout before the broker gives up on the lease
@@ -103,7 +111,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks (queue, state, priority DESC, task_id);
-CREATE INDEX IF NOT EXISTS tasks_job ON tasks (job_id, state);
+CREATE INDEX IF NOT EXISTS tasks_job_state ON tasks (job_id, state);
 CREATE INDEX IF NOT EXISTS tasks_object ON tasks (object_id, queue, state);
 CREATE TABLE IF NOT EXISTS attempts (
     attempt_id INTEGER PRIMARY KEY,
@@ -226,26 +234,23 @@ class Store:
         return rows[0][0]
 
     # --- submit -------------------------------------------------------------------------------
-    def submit(self, job: dict, assets: list[dict], now: float | None = None) -> dict:
-        """Create a job and its tasks. Done objects are skipped; an object that already has an
+    def submit(self, job: dict, assets: list[dict], now: float | None = None, append_to: str | None = None) -> dict:
+        """Create a job and its tasks (or, with `append_to`, add assets to that job: big jobs
+        arrive in several SUBMITs). Done objects are skipped; an object that already has an
         active task elsewhere has that task moved into this job (so nothing runs twice)."""
         now = time.time() if now is None else now
+        if append_to is not None:
+            existing = self.job(self.find_job(append_to))
+            if existing["out_root"] != str(job["out_root"]):
+                raise StoreError(f"job {append_to}: appended assets must go to the same out_root")
+            job = {**existing, "views": job.get("views"), "priority": existing["priority"]}
         out_root = str(job["out_root"])
-        job_id = uuid.uuid4().hex[:12]
+        job_id = existing["job_id"] if append_to is not None else uuid.uuid4().hex[:12]
         views = int(job.get("views") or 0)
         priority = int(job.get("priority") or 0)
         with self.transaction():
-            self.db.execute(
-                "INSERT INTO jobs (job_id, name, out_root, spec, spec_hash, options, priority, max_attempts,"
-                " timeout_s, caption, caption_model, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job_id, str(job.get("name") or "job"), out_root,
-                    json.dumps(job.get("spec")) if job.get("spec") is not None else None,
-                    job.get("spec_hash"), json.dumps(job.get("options") or {}), priority,
-                    int(job.get("max_attempts") or DEFAULT_MAX_ATTEMPTS), float(job.get("timeout_s") or 600.0),
-                    1 if job.get("caption") else 0, job.get("caption_model"), now,
-                ),
-            )
+            if append_to is None:
+                self._insert_job(job_id, job, now)
             next_obj = self.db.execute(
                 "SELECT COALESCE(MAX(obj_id) + 1, 0) FROM objects WHERE out_root = ?", (out_root,)
             ).fetchone()[0]
@@ -264,8 +269,10 @@ class Store:
                     )
                     next_obj += 1
                     object_id = cur.lastrowid
+                    self._touch(out_root, object_id)
                 else:
                     object_id = row["id"]
+                    self._touch(out_root, object_id)
                     # the asset may have moved or been re-categorised; the id stays
                     self.db.execute(
                         "UPDATE objects SET asset = ?, category = ?, uid = ?, updated = ? WHERE id = ?",
@@ -284,7 +291,8 @@ class Store:
                                 (job_id, object_id, priority, now))
                         continue
                 active = self.db.execute(
-                    "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render' AND state IN ('queued','leased')",
+                    "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render'"
+                    " AND state IN ('queued','leased')",
                     (object_id,),
                 ).fetchone()
                 if active is not None:
@@ -304,10 +312,23 @@ class Store:
                 )
                 queued += 1
             self._event("submit", job_id, detail=f"{len(assets)} objects, {queued} queued, {skipped} already done")
-            self._invalidate(out_root)
+            self.dirty_roots.add(out_root)
             if queued == 0:
                 self._maybe_finished(job_id)
         return {"job_id": job_id, "objects": len(assets), "queued": queued, "skipped": skipped}
+
+    def _insert_job(self, job_id: str, job: dict, now: float) -> None:
+        self.db.execute(
+            "INSERT INTO jobs (job_id, name, out_root, spec, spec_hash, options, priority, max_attempts,"
+            " timeout_s, caption, caption_model, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                job_id, str(job.get("name") or "job"), str(job["out_root"]),
+                json.dumps(job.get("spec")) if job.get("spec") is not None else None,
+                job.get("spec_hash"), json.dumps(job.get("options") or {}), int(job.get("priority") or 0),
+                int(job.get("max_attempts") or DEFAULT_MAX_ATTEMPTS), float(job.get("timeout_s") or 600.0),
+                1 if job.get("caption") else 0, job.get("caption_model"), now,
+            ),
+        )
 
     # --- leasing ------------------------------------------------------------------------------
     def lease(self, queue: str, workers: list[str], now: float | None = None,
@@ -375,6 +396,14 @@ class Store:
                 "out_root": job["out_root"], "out_rel": obj["out_rel"], "obj_id": obj["obj_id"],
                 "timeout_s": job["timeout_s"]}
 
+    @staticmethod
+    def _may_move(row: sqlite3.Row | None, new_state: str) -> bool:
+        """False for a stale attempt (no live lease); raises for a transition the machine lacks."""
+        if row is None:
+            return False
+        check_transition(row["state"], new_state)
+        return True
+
     def current(self, task_id: int, attempt_id: int) -> sqlite3.Row | None:
         """The task row when `attempt_id` is its live lease, else None (a stale report)."""
         row = self.db.execute(
@@ -403,7 +432,7 @@ class Store:
         now = time.time() if now is None else now
         if row is None or row["attempt_id"] != attempt_id or row["task_id"] != task_id:
             row = self.current(task_id, attempt_id)
-        if row is None:
+        if not self._may_move(row, DONE):
             return False
         self.db.execute("UPDATE tasks SET state = 'done', error = NULL, lease_expires = NULL, updated = ?"
                         " WHERE task_id = ?", (now, task_id))
@@ -447,6 +476,7 @@ class Store:
         job = self.job(row["job_id"])
         error = (error or "unknown error").strip().splitlines()[0][:500] if (error or "").strip() else "unknown error"
         new_state = QUEUED if row["attempts"] < job["max_attempts"] else FAILED
+        check_transition(row["state"], new_state)
         self.db.execute(
             "UPDATE tasks SET state = ?, error = ?, worker = NULL, lease_expires = NULL, updated = ? WHERE task_id = ?",
             (new_state, error, now, task_id),
@@ -475,7 +505,7 @@ class Store:
         """Give a lease back without spending an attempt (a worker shutting down cleanly)."""
         now = time.time() if now is None else now
         row = self.current(task_id, attempt_id)
-        if row is None:
+        if not self._may_move(row, QUEUED):
             return False
         self.db.execute("UPDATE tasks SET state = 'queued', attempts = MAX(attempts - 1, 0), worker = NULL,"
                         " lease_expires = NULL, updated = ? WHERE task_id = ?", (now, task_id))

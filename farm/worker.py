@@ -128,7 +128,7 @@ class RenderChild:
                 self.send({"exit": True})
             except OSError:
                 pass
-            self.proc.join(5)
+            self.proc.join(2)  # short: the worker's heartbeats wait meanwhile
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
@@ -419,6 +419,7 @@ class Worker:
         self.task = None
         self.out_dir = None
         self.done_tasks += 1
+        self._deliver(delivery)
         if self.child.alive:
             self.child.tasks += 1
             rss = self.child.rss_mb()
@@ -426,7 +427,6 @@ class Worker:
                 log.info("recycling the render child after %d tasks (%.0f MB)", self.child.tasks, rss)
                 self.child.stop(graceful=True)
                 self.child.start()
-        self._deliver(delivery)
         if self.exit_after and self.done_tasks >= self.exit_after:
             self.stopping = True
 

@@ -169,7 +169,7 @@ def run_throughput(tasks: int, workers: int, procs: int, group_commit: int, fsyn
             cpu0 = cpu_seconds(broker.pid)
             with Client(addr, timeout_s=300) as c:
                 t_sub = time.perf_counter()
-                c.submit({"name": "bench", "out_root": str(out), "spec": spec}, assets)
+                c.submit({"name": "bench", "out_root": str(out), "spec": spec}, assets, chunk=tasks)  # one SUBMIT
                 t0 = time.perf_counter()  # the first leases go out with the SUBMITTED reply
                 submit_s = t0 - t_sub
             while acked.value < tasks:  # ACKs are sent after the commit: durable

@@ -131,7 +131,8 @@ def main() -> None:
         print(f"child RSS growth from 10% to 100% of {args.assets} tasks: baseline {growth_b:+.1f} MB "
               f"(peak {base['rss_mb_max_after_10pct']} MB), ours {growth_o:+.1f} MB "
               f"(peak {ours['rss_mb_max_after_10pct']} MB, {ours['children']} children); "
-              f"peak ratio baseline/ours {base['rss_mb_max_after_10pct'] / max(1e-9, ours['rss_mb_max_after_10pct']):.2f}x")
+              f"peak ratio baseline/ours "
+              f"{base['rss_mb_max_after_10pct'] / max(1e-9, ours['rss_mb_max_after_10pct']):.2f}x")
 
 
 if __name__ == "__main__":

@@ -302,3 +302,29 @@ def test_restarted_broker_adopts_running_and_finished_work(tmp_path):
     finally:
         b.stop()
         t.join(10)
+
+
+def test_a_failing_transaction_does_not_kill_the_broker(broker, tmp_path, monkeypatch):
+    reply = submit(broker.endpoint, tmp_path, ["a"])
+    real_lease = broker.store.lease
+    calls = {"n": 0}
+
+    def flaky_lease(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("disk full (simulated)")
+        return real_lease(*args, **kwargs)
+
+    monkeypatch.setattr(broker.store, "lease", flaky_lease)
+    w = Peer(broker.endpoint)
+    w.ready("w1")
+    task = w.recv()
+    assert task["type"] == "RECONNECT"  # the READY was rolled back with the lease: register again
+    w.ready("w1")
+    task = w.recv()
+    assert task["type"] == "TASK"
+    w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True, result={"views": 2})
+    assert w.recv(skip=("HEARTBEAT", "RECONNECT"))["type"] == "ACK"
+    time.sleep(0.3)
+    assert status(broker.endpoint, reply["job_id"])["jobs"][0]["render"] == {"done": 1}
+    w.close()

@@ -102,3 +102,38 @@ def test_caption_without_captioner_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(local.LocalError, match="captioner.*not available.*--no-caption"):
         local.captioner_command()
+
+
+def test_submit_status_cancel_retry_against_a_broker(tmp_path, one_asset):
+    from farm.client import Client, ClientError
+
+    from .conftest import free_port, spawn, stop, wait_for
+
+    addr = f"tcp://127.0.0.1:{free_port()}"
+    broker = spawn("broker", "--bind", addr, "--state", tmp_path / "s.sqlite")
+
+    def answers():
+        try:
+            with Client(addr, timeout_s=1) as c:
+                return c.status()
+        except ClientError:
+            return None
+
+    try:
+        wait_for(answers, 30, what="the broker")
+        r = farm("submit", one_asset, "-o", tmp_path / "out", "--views", "2", "--connect", addr, "--json")
+        assert r.returncode == 0, r.stderr
+        job_id = json.loads(r.stdout)["job_id"]
+        r = farm("status", "--connect", addr)
+        assert r.returncode == 0 and job_id in r.stdout and "queued" in r.stdout and "0 worker(s)" in r.stdout
+        assert farm("cancel", job_id[:6], "--connect", addr).returncode == 0
+        st = json.loads(farm("status", job_id, "--connect", addr, "--json").stdout)
+        assert st["jobs"][0]["state"] == "canceled" and st["jobs"][0]["render"] == {"canceled": 1}
+        r = farm("retry", job_id, "--connect", addr)
+        assert r.returncode == 0 and "1 tasks queued again" in r.stdout
+        st = json.loads(farm("status", job_id, "--connect", addr, "--json").stdout)
+        assert st["jobs"][0]["render"] == {"queued": 1}
+        r = farm("cancel", "nosuchjob", "--connect", addr)
+        assert r.returncode == 1 and r.stderr.startswith("error: job 'nosuchjob' is unknown")
+    finally:
+        stop(broker)

@@ -41,6 +41,22 @@ def no_stray_files(out: Path) -> list[Path]:
             and (p.name.startswith(".") or p.suffix in (".part", ".tmp"))]
 
 
+def assert_done_once(out: Path, state: Path, names: list[str]) -> list[dict]:
+    """Every object done with complete files, no stray file, one accepted completion per task."""
+    objs = read_objects(out)
+    assert [(o["obj_id"], o["uid"]) for o in objs] == list(enumerate(names))
+    assert all(o["status"] == "done" for o in objs)
+    for n in names:
+        assert_complete(out, n)
+    assert not no_stray_files(out)
+    db = sqlite3.connect(state)
+    assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == len(names)  # nothing duplicated
+    assert db.execute("SELECT task_id FROM attempts WHERE outcome = 'done' GROUP BY task_id"
+                      " HAVING COUNT(*) != 1").fetchall() == []
+    db.close()
+    return objs
+
+
 class Farm:
     """A `farm broker` process plus `farm worker` processes on a free port."""
 
@@ -144,18 +160,35 @@ def test_render_broken_assets_exit_3_with_reasons(broken_dir, tmp_path):
     assert "failed:" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_hanging_render_times_out_and_the_rest_completes(box_glb, tmp_path):
-    assets = copies(box_glb, tmp_path / "assets", ["hangs", "fine"])
+def render_with_one_bad(box_glb, tmp_path, bad: str, good: list[str], *args: str, **env: str) -> tuple[Path, dict]:
+    """`farm render` of Box copies where the `bad` uid misbehaves (a test hook): exit 3, the bad
+    object failed after 3 attempts, the good ones complete."""
+    assets = copies(box_glb, tmp_path / "assets", [bad, *good])
     out = tmp_path / "out"
-    r = farm("render", assets, "-o", out, *TINY, "--workers", "1", "--timeout", "3",
-             env=farm_env(MVCAP_TEST_HANG_UID="hangs"))
+    r = farm("render", assets, "-o", out, *TINY, "--workers", "1", *args, env=farm_env(**env))
     assert r.returncode == 3, r.stderr
     objs = {o["uid"]: o for o in read_objects(out)}
-    assert objs["hangs"]["status"] == "failed" and objs["hangs"]["attempts"] == 3
+    assert objs[bad]["status"] == "failed" and objs[bad]["attempts"] == 3
+    for uid in good:
+        assert objs[uid]["status"] == "done"
+        assert_complete(out, uid)
+    assert not (out / "views" / bad).exists() or not any((out / "views" / bad).iterdir())
+    return out, objs
+
+
+def test_hanging_render_times_out_and_the_rest_completes(box_glb, tmp_path):
+    _, objs = render_with_one_bad(box_glb, tmp_path, "hangs", ["fine"], "--timeout", "3",
+                                  MVCAP_TEST_HANG_UID="hangs")
     assert "timed out" in objs["hangs"]["error"]
-    assert objs["fine"]["status"] == "done"
-    assert_complete(out, "fine")
-    assert not (out / "views" / "hangs").exists() or not any((out / "views" / "hangs").iterdir())
+
+
+def test_child_crash_costs_attempts_not_the_worker_and_children_recycle(box_glb, tmp_path):
+    out, objs = render_with_one_bad(box_glb, tmp_path, "crashes", ["ok1", "ok2"], "--max-tasks", "1",
+                                    MVCAP_TEST_CRASH_UID="crashes")
+    assert "render process died" in objs["crashes"]["error"]
+    log = (out / ".farm" / "logs" / "worker-0.log").read_text()
+    assert "recycling the render child after 1 tasks" in log  # --max-tasks 1
+    assert log.count("stopped after") == 1  # one worker process did it all
 
 
 # --- faults with a standalone broker -------------------------------------------------------------
@@ -178,17 +211,8 @@ def test_worker_killed_mid_render(cluster, box_glb, tmp_path):
     os.kill(victim["pid"], signal.SIGKILL)  # its render child dies with it (PDEATHSIG)
     job = cluster.wait_finished(job_id)
     assert job["render"] == {"done": 4}
-    objs = read_objects(out)
-    assert sorted(o["uid"] for o in objs) == [f"box{i}" for i in range(4)]
-    assert all(o["status"] == "done" for o in objs)
+    objs = assert_done_once(out, cluster.state, [f"box{i}" for i in range(4)])
     assert max(o["attempts"] for o in objs) == 2  # the killed attempt counted once
-    for i in range(4):
-        assert_complete(out, f"box{i}")
-    assert not no_stray_files(out)
-    # exactly one accepted completion per task
-    db = sqlite3.connect(cluster.state)
-    assert db.execute("SELECT task_id, COUNT(*) FROM attempts WHERE outcome = 'done' GROUP BY task_id"
-                      " HAVING COUNT(*) != 1").fetchall() == []
 
 
 def test_broker_killed_and_restarted_on_the_same_state(cluster, box_glb, tmp_path):
@@ -200,6 +224,7 @@ def test_broker_killed_and_restarted_on_the_same_state(cluster, box_glb, tmp_pat
     cluster.start_worker("w1", env=slow)
     cluster.start_worker("w2", env=slow)
     job_id = submit(cluster, assets, out)
+
     def mid_job():  # one object done, another mid-render: the restarted broker must adopt it
         st = cluster.status(job_id)
         return st["jobs"][0]["render"].get("done", 0) >= 1 and any(
@@ -212,16 +237,7 @@ def test_broker_killed_and_restarted_on_the_same_state(cluster, box_glb, tmp_pat
     cluster.start_broker()
     job = cluster.wait_finished(job_id)
     assert job["render"] == {"done": 6}
-    objs = read_objects(out)
-    assert [(o["obj_id"], o["uid"]) for o in objs] == list(enumerate(names))
-    assert all(o["status"] == "done" for o in objs)
-    for n in names:
-        assert_complete(out, n)
-    assert not no_stray_files(out)
-    db = sqlite3.connect(cluster.state)
-    assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 6  # nothing duplicated
-    assert db.execute("SELECT task_id FROM attempts WHERE outcome = 'done' GROUP BY task_id"
-                      " HAVING COUNT(*) != 1").fetchall() == []
+    assert_done_once(out, cluster.state, names)
 
 
 def test_broken_worker_is_blocklisted_and_the_job_completes(cluster, box_glb, tmp_path):

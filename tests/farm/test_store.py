@@ -167,3 +167,24 @@ def test_state_survives_reopen_and_leases_expire(tmp_path):
     t2 = lease_one(s)
     assert t2["attempt_id"] > t["attempt_id"]  # attempt ids never repeat across restarts
     s.close()
+
+
+def test_transitions_are_explicit():
+    from farm.store import TRANSITIONS, check_transition
+
+    check_transition("queued", "leased")
+    check_transition("failed", "queued")
+    for bad in (("done", "queued"), ("queued", "done"), ("canceled", "leased")):
+        with pytest.raises(StoreError):
+            check_transition(*bad)
+    assert set(TRANSITIONS) == {"queued", "leased", "done", "failed", "canceled"}
+
+
+def test_submit_in_parts_appends_to_one_job(store, tmp_path):
+    first = store.submit(job(tmp_path), assets("a", "b"))
+    more = store.submit(job(tmp_path), assets("c"), append_to=first["job_id"])
+    assert more["job_id"] == first["job_id"] and more["queued"] == 1
+    assert [o["obj_id"] for o in store.objects(str(tmp_path))] == [0, 1, 2]
+    assert store.status(first["job_id"])[0]["render"] == {"queued": 3}
+    with pytest.raises(StoreError):
+        store.submit(job(tmp_path / "elsewhere"), assets("d"), append_to=first["job_id"])
