@@ -179,6 +179,12 @@ class CaptionDaemon:
             worker.join(timeout=30)
             engine.close()
             if self.sock is not None:
+                # objects finished by the last batch are reported before leaving
+                while True:
+                    try:
+                        self._report(done_q.get_nowait())
+                    except (queue.Empty, zmq.ZMQError):
+                        break
                 self.sock.close(linger=500)
         stats = engine.stats.as_dict()
         stats.update(acked=self.acked, reported_failed=self.failed)

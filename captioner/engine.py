@@ -7,6 +7,7 @@ category, and writes an object's captions.json (atomically) the moment its last 
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import queue
@@ -25,6 +26,15 @@ from .models import Backend
 from .prompts import ROUTE_FORCED, ROUTE_GUIDED, forced_prefix, names_category, render_prompt
 
 _VIEW_FILE = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """Provenance for captions.json: the dataset card reports these."""
+    import torch
+    import transformers
+
+    return {"transformers_version": transformers.__version__, "torch_version": torch.__version__}
 
 
 def view_index(file_name: str) -> int:
@@ -258,7 +268,7 @@ class CaptionEngine:
         task = state.task
         entries = [state.entries[v] for v in sorted(state.entries)]
         doc = {"uid": task.uid, "category": task.category, "model": self.backend.name, "preset": self.preset,
-               "prompt": state.prompt, "captions": entries}
+               "prompt": state.prompt, **library_versions(), "captions": entries}
         result = ObjectResult(task, None,
                               captioned=sum(e["caption"] is not None for e in entries),
                               failed=sum(e["caption"] is None for e in entries),

@@ -1,9 +1,9 @@
 """Randomly initialised models of real architectures, built offline from configs.
 
-No weights can be downloaded in tests or CI, so tests and the CPU benchmark build a LLaVA or an
-InstructBLIP (FlanT5-style) of any size from a config, with a small byte-level BPE tokenizer
-trained on the spot, and save model + processor with save_pretrained. The captioner then loads
-the folder through its real loading code (`--model FOLDER`).
+No weights can be downloaded in tests or CI, so tests and the CPU benchmark build a LLaVA, an
+InstructBLIP (FlanT5-style) or a BLIP-2 (OPT-style) of any size from a config, with a small
+byte-level BPE tokenizer trained on the spot, and save model + processor with save_pretrained.
+The captioner then loads the folder through its real loading code (`--model FOLDER`).
 """
 from __future__ import annotations
 
@@ -135,3 +135,34 @@ def _prod(shape) -> int:
     for dim in shape:
         out *= int(dim)
     return out
+
+
+def build_blip2(folder: str | Path, *, hidden: int = 32, layers: int = 1, heads: int = 2, image_size: int = 32,
+                patch_size: int = 8, query_tokens: int = 4, vocab_size: int = 512, seed: int = 0,
+                init_std: float = 0.02) -> Path:
+    """A randomly initialised Blip2ForConditionalGeneration with a decoder-only OPT language model
+    (like Salesforce/blip2-opt-2.7b) and its Blip2Processor."""
+    import torch
+    from transformers import (Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, Blip2QFormerConfig,
+                              Blip2VisionConfig, BlipImageProcessor, OPTConfig)
+
+    folder = Path(folder)
+    tok = build_tokenizer(vocab_size)
+    vision = Blip2VisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                               num_attention_heads=heads, image_size=image_size, patch_size=patch_size)
+    qformer = Blip2QFormerConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                                 num_attention_heads=heads, intermediate_size=2 * hidden, encoder_hidden_size=hidden,
+                                 max_position_embeddings=256)
+    text = OPTConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=heads,
+                     ffn_dim=2 * hidden, word_embed_proj_dim=hidden, max_position_embeddings=256,
+                     pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                     init_std=init_std)
+    config = Blip2Config(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(), text_config=text.to_dict(),
+                         num_query_tokens=query_tokens, image_token_index=tok.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    model = Blip2ForConditionalGeneration(config).eval()
+    processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
+                               tokenizer=tok, num_query_tokens=query_tokens)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -27,6 +27,13 @@ def tiny_instructblip(tmp_path_factory) -> Path:
     return build_instructblip(tmp_path_factory.mktemp("tiny-instructblip"), init_factor=8.0)
 
 
+@pytest.fixture(scope="session")
+def tiny_blip2(tmp_path_factory) -> Path:
+    from captioner.testing import build_blip2
+
+    return build_blip2(tmp_path_factory.mktemp("tiny-blip2"), init_std=0.2)
+
+
 @pytest.fixture
 def out_factory(tmp_path):
     def factory(objects, name="out", **kwargs):

@@ -57,17 +57,21 @@ def test_llava_batch_of_8_equals_one_by_one(tiny_llava, images, generation):
     assert all(batched)
 
 
-def test_instructblip_loads_as_blip_backend(tiny_instructblip):
-    backend = load_backend(str(tiny_instructblip))
-    assert isinstance(backend, BlipBackend)
-    assert backend.encoder_decoder  # FlanT5-style language model
-    assert backend.loaded.model_type == "instructblip"
+def test_blip_family_backends(tiny_instructblip, tiny_blip2):
+    iblip = load_backend(str(tiny_instructblip))
+    assert isinstance(iblip, BlipBackend) and iblip.loaded.model_type == "instructblip"
+    assert iblip.encoder_decoder and iblip.tokenizer.padding_side == "right"  # FlanT5-style LM
+    blip2 = load_backend(str(tiny_blip2))
+    assert isinstance(blip2, BlipBackend) and blip2.loaded.model_type == "blip-2"
+    assert not blip2.encoder_decoder and blip2.tokenizer.padding_side == "left"  # OPT-style LM
+    assert blip2.plain_text("Describe it.") == "Question: Describe it. Answer:"
 
 
+@pytest.mark.parametrize("which", ["tiny_instructblip", "tiny_blip2"])
 @pytest.mark.parametrize("generation", [GenerationSettings(max_new_tokens=12), PRESETS["paper"].generation],
                          ids=["greedy", "paper"])
-def test_instructblip_batch_of_8_equals_one_by_one(tiny_instructblip, images, generation):
-    backend = load_backend(str(tiny_instructblip))
+def test_blip_batch_of_8_equals_one_by_one(which, request, images, generation):
+    backend = load_backend(str(request.getfixturevalue(which)))
     backend.generation = generation
     prompts = _prompts()
     batched = backend.generate(images, prompts)
@@ -76,7 +80,7 @@ def test_instructblip_batch_of_8_equals_one_by_one(tiny_instructblip, images, ge
     assert len(set(batched)) > 1
 
 
-@pytest.mark.parametrize("which", ["tiny_llava", "tiny_instructblip"])
+@pytest.mark.parametrize("which", ["tiny_llava", "tiny_instructblip", "tiny_blip2"])
 def test_forced_prefix_starts_the_answer(which, request, images):
     backend = load_backend(str(request.getfixturevalue(which)))
     backend.generation = GenerationSettings(max_new_tokens=6)

@@ -12,6 +12,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+import transformers
+
 import pytest
 
 from captioner.engine import CaptionEngine
@@ -99,7 +101,9 @@ def test_run_cli_end_to_end(tiny_llava, tmp_path):
     caps = _captions(out)
     assert set(caps) == {uid for uid, _, _ in OBJECTS}
     doc = caps["chair01"]
-    assert set(doc) == {"uid", "category", "model", "preset", "prompt", "captions"}
+    assert set(doc) == {"uid", "category", "model", "preset", "prompt", "captions",
+                        "transformers_version", "torch_version"}
+    assert doc["transformers_version"] == transformers.__version__
     assert doc["preset"] == "fast" and doc["model"] == str(tiny_llava)
     assert "rocking chair" in doc["prompt"]
     assert [e["file"] for e in doc["captions"]] == ["000.png", "001.png", "002.png", "003.png"]
@@ -195,6 +199,10 @@ def test_run_bad_out_is_one_line(tmp_path):
 def test_help():
     proc = _captioner("--help")
     assert proc.returncode == 0 and "serve" in proc.stdout and "run" in proc.stdout
+    script = shutil.which("captioner", path=str(Path(sys.executable).parent))
+    if script:  # the installed console script (pip install -e .) is the same command
+        proc = subprocess.run([script, "--help"], capture_output=True, text=True, env=_env(), timeout=60)
+        assert proc.returncode == 0 and "serve" in proc.stdout
     for sub in ("run", "serve"):
         proc = _captioner(sub, "--help")
         assert proc.returncode == 0 and "--model" in proc.stdout and "--preset" in proc.stdout

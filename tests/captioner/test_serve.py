@@ -114,23 +114,29 @@ def test_serve_catches_up_with_the_durable_queue(tiny_llava, broker, tmp_path):
     check_metadata(out)
 
 
-@pytest.mark.slow
-def test_serve_kill_9_and_restart(tiny_llava, broker, tmp_path):
-    """kill -9 mid-run; a new captioner finishes the queue once the dead one's leases expire:
-    0 duplicate and 0 missing captions, every caption task done exactly once."""
-    objects = [(f"obj{i:02d}", ["rocking_chair", "airliner", "mug"][i % 3], 3) for i in range(20)]
+def _slow_captioner_midway(tmp_path, broker, model, objects, captioned: int):
+    """A queue of rendered `objects` and a deliberately slow `captioner serve` that has written
+    at least `captioned` captions.json files. Returns (out, state, endpoint, process)."""
     out = make_out(tmp_path / "out", objects, size=32)
     (out / "objects.jsonl").unlink()
     state = tmp_path / "state.sqlite"
     queue_rendered(state, out, objects)
     endpoint = broker(state)
-    first = subprocess.Popen(_serve(endpoint, tiny_llava, "--batch-size", "1", "--num-beams", "2",
-                                    "--max-new-tokens", "24"),
-                             env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_serve(endpoint, model, "--batch-size", "1", "--num-beams", "2", "--max-new-tokens", "24"),
+                            env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(out.glob("views/*/captions.json"))) < 3:
-        assert first.poll() is None, first.stderr.read().decode()
+    while time.monotonic() < deadline and len(list(out.glob("views/*/captions.json"))) < captioned:
+        assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.01)
+    return out, state, endpoint, proc
+
+
+@pytest.mark.slow
+def test_serve_kill_9_and_restart(tiny_llava, broker, tmp_path):
+    """kill -9 mid-run; a new captioner finishes the queue once the dead one's leases expire:
+    0 duplicate and 0 missing captions, every caption task done exactly once."""
+    objects = [(f"obj{i:02d}", ["rocking_chair", "airliner", "mug"][i % 3], 3) for i in range(20)]
+    out, state, endpoint, first = _slow_captioner_midway(tmp_path, broker, tiny_llava, objects, 3)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     survivors = {p: p.stat().st_mtime_ns for p in out.glob("views/*/captions.json")}
@@ -187,3 +193,16 @@ def test_serve_with_curve_keys(tiny_llava, tmp_path):
     finally:
         b.stop()
         thread.join(timeout=10)
+
+
+def test_serve_sigterm_acknowledges_what_it_wrote(tiny_llava, broker, tmp_path):
+    """SIGTERM stops the captioner after the batch in hand; every captions.json it wrote is
+    acknowledged (done in the store), and the rest stays queued or leased for later."""
+    objects = [(f"obj{i:02d}", "mug", 3) for i in range(12)]
+    out, state, _, proc = _slow_captioner_midway(tmp_path, broker, tiny_llava, objects, 2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    written = len(list(out.glob("views/*/captions.json")))
+    assert 2 <= written < 12
+    time.sleep(0.5)  # the broker commits the last CAPTION_DONE
+    assert caption_tasks(state)["states"].get("done", 0) == written
