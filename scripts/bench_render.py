@@ -252,13 +252,18 @@ def main(argv=None) -> int:
                 f"samples, denoise {'on' if spec.render.denoise else 'off'}, Cycles CPU, {n} assets "
                 f"({', '.join(a.name for a in assets)}), best of {args.repeat} interleaved runs. "
                 f"Wall time includes starting Python and importing bpy (once for render_asset, once per "
-                f"object for the peer).")
+                f"object for the peer). Every run's wall time (s), to show the noise of a shared machine: "
+                f"render_asset {_walls(ours_runs)}; peer {_walls(peer_runs)}.")
     print(table)
     print(verdict)
     print(settings)
     if args.write:
         write_section(table, verdict, settings)
     return 0
+
+
+def _walls(runs: list[dict]) -> str:
+    return ", ".join(f"{run['wall_s']:.1f}" for run in runs)
 
 
 def format_table(rows) -> str:
