@@ -212,6 +212,7 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
 
         t0 = time.perf_counter()
         data = transforms.build_transforms(spec, uid, views, norm_dict, files)
+        data["blender_version"] = bpy.app.version_string  # provenance for the dataset card
         written.append(final_transforms)
         transforms.write_transforms(final_transforms, data)
         write_s += time.perf_counter() - t0
