@@ -17,7 +17,7 @@ def check_identifier(value: str, what: str = "uid") -> str:
     if not value or value in (".", ".."):
         raise LayoutError(f"{what} {value!r} is not allowed: empty or a dot name")
     if "/" in value or "\\" in value or ".." in value or os.path.isabs(value):
-        raise LayoutError(f"{what} {value!r} is not allowed: it contains '/', '\\\\' or '..'")
+        raise LayoutError(f"{what} {value!r} is not allowed: it contains '/', '\\' or '..'")
     if any(ord(ch) < 32 for ch in value):
         raise LayoutError(f"{what} {value!r} is not allowed: it contains control characters")
     return value
