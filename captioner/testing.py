@@ -1,8 +1,9 @@
 """Randomly initialised models of real architectures, built offline from configs.
 
 No weights can be downloaded in tests or CI, so tests and the CPU benchmark build a LLaVA, an
-InstructBLIP (FlanT5-style) or a BLIP-2 (OPT-style) of any size from a config, with a small
-byte-level BPE tokenizer trained on the spot, and save model + processor with save_pretrained.
+InstructBLIP (FlanT5-style), a BLIP-2 (OPT-style) or a SmolVLM (Idefics3) of any size from a
+config, with a small byte-level BPE tokenizer trained on the spot, and save model + processor
+with save_pretrained.
 The captioner then loads the folder through its real loading code (`--model FOLDER`).
 """
 from __future__ import annotations
@@ -163,6 +164,63 @@ def build_blip2(folder: str | Path, *, hidden: int = 32, layers: int = 1, heads:
     model = Blip2ForConditionalGeneration(config).eval()
     processor = Blip2Processor(image_processor=BlipImageProcessor(size={"height": image_size, "width": image_size}),
                                tokenizer=tok, num_query_tokens=query_tokens)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+# SmolVLM's chat template (HuggingFaceTB/SmolVLM-256M-Instruct): the generation prompt ends with
+# "Assistant:", the image is a bare <image> that the Idefics3Processor expands.
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def build_smolvlm(folder: str | Path, *, hidden: int = 32, layers: int = 2, heads: int = 2, vision_hidden: int = 32,
+                  vision_layers: int = 1, image_size: int = 32, patch_size: int = 8, scale_factor: int = 2,
+                  split_factor: int = 2, vocab_size: int = 512, seed: int = 0, init_range: float = 0.02) -> Path:
+    """A randomly initialised Idefics3ForConditionalGeneration (the architecture of
+    HuggingFaceTB/SmolVLM-256M-Instruct: SigLIP-style vision tower, pixel-shuffle connector, Llama)
+    and its Idefics3Processor (Idefics3 image processor with image splitting into up to
+    `split_factor` x `split_factor` tiles plus a global image, a BPE tokenizer with SmolVLM's
+    special tokens, SmolVLM's chat template), saved to `folder`."""
+    import torch
+    from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor,
+                              Idefics3VisionConfig, LlamaConfig)
+    try:
+        from transformers import Idefics3ImageProcessorPil as ImageProcessor  # no torchvision needed
+    except ImportError:  # pragma: no cover - older transformers
+        from transformers import Idefics3ImageProcessor as ImageProcessor
+
+    folder = Path(folder)
+    tok = build_tokenizer(vocab_size)
+    row_col = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<fake_token_around_image>", "<image>",
+                                                          "<end_of_utterance>", "<global-img>", *row_col]})
+    tok.eos_token = "<end_of_utterance>"  # as in SmolVLM: a turn ends with <end_of_utterance>
+    image_seq_len = (image_size // patch_size) ** 2 // scale_factor ** 2
+    vision = Idefics3VisionConfig(hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                                  num_hidden_layers=vision_layers, num_attention_heads=heads, image_size=image_size,
+                                  patch_size=patch_size, initializer_range=init_range)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                       num_attention_heads=heads, num_key_value_heads=heads,
+                       max_position_embeddings=max(512, (split_factor ** 2 + 1) * (image_seq_len + 3) + 256),
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+                       eos_token_id=tok.eos_token_id, initializer_range=init_range)
+    config = Idefics3Config(vision_config=vision.to_dict(), text_config=text.to_dict(), scale_factor=scale_factor,
+                            image_token_id=tok.convert_tokens_to_ids("<image>"), pad_token_id=tok.pad_token_id)
+    torch.manual_seed(seed)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    image_processor = ImageProcessor(size={"longest_edge": split_factor * image_size},
+                                     max_image_size={"longest_edge": image_size}, do_image_splitting=split_factor > 1)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=image_seq_len,
+                                  chat_template=SMOLVLM_CHAT_TEMPLATE)
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
