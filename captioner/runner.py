@@ -7,9 +7,12 @@ whole, so a second run picks up exactly the objects that are still missing.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+from tqdm import tqdm
 
 from farm.layout import CAPTIONS_JSON, OBJECTS_JSONL, confined_path
 from farm.metadata import read_objects, write_metadata
@@ -71,10 +74,17 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
     images = sum(len(t.files) for t in tasks)
     log(f"{len(tasks)} object(s), {images} image(s) to caption in {out_root}")
     last_write = [time.monotonic()]
+    # A bar (images done, rate, ETA) on a terminal; logs and pipes get the per-object lines only.
+    bar = tqdm(total=images, unit="img", desc="captioning", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def on_done(result: ObjectResult) -> None:
         status = result.error or f"{result.captioned} captioned, {result.failed} failed, {result.forced} forced prefix"
-        log(f"  {result.task.out_rel}: {status}")
+        bar.update(len(result.task.files))
+        bar.set_postfix(failed=engine.stats.failed, refresh=False)
+        if bar.disable:
+            log(f"  {result.task.out_rel}: {status}")
+        elif result.error or result.failed:
+            bar.write(f"  {result.task.out_rel}: {status}", file=sys.stderr)
         if time.monotonic() - last_write[0] >= metadata_every_s:
             try:
                 write_metadata(out_root)
@@ -89,6 +99,7 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
         engine.run_until_idle()
     finally:
         engine.close()
+        bar.close()
     try:
         write_metadata(out_root)
     except (OSError, ValueError) as exc:
