@@ -80,3 +80,21 @@ def check_metadata(out: Path) -> list[dict]:
         assert rec["img_id"] not in seen, "duplicate record"
         seen.add(rec["img_id"])
     return records
+
+
+def assert_forced_prefix_route(backend, images, prompts, categories) -> None:
+    """The forced-prefix route: every caption starts with "The <category> in the image", the model
+    continues after it, the caption names its category, and the batch equals one-by-one output."""
+    from captioner.models import GenerationSettings
+    from captioner.prompts import forced_prefix, names_category
+
+    backend.generation = GenerationSettings(max_new_tokens=6)
+    prefixes = [forced_prefix(c) for c in categories]
+    captions = backend.generate(images, prompts, prefixes)
+    for cap, pre, cat in zip(captions, prefixes, categories):
+        assert cap.startswith(pre)
+        assert len(cap) > len(pre), "the model continued after the prefix"
+        assert names_category(cap, cat)
+    # batched forced route == one by one, with prefixes of different lengths in one batch
+    single = [backend.generate([im], [p], [pre])[0] for im, p, pre in zip(images, prompts, prefixes)]
+    assert captions == single

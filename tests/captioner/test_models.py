@@ -9,9 +9,9 @@ import pytest
 
 from captioner.images import load_rgb
 from captioner.models import PRESETS, BlipBackend, ChatBackend, GenerationSettings, ModelLoadError, load_backend
-from captioner.prompts import PAPER_PROMPT, forced_prefix, names_category, render_prompt
+from captioner.prompts import PAPER_PROMPT, render_prompt
 
-from .helpers import REPO, make_out, write_view_png
+from .helpers import REPO, assert_forced_prefix_route, write_view_png
 
 CATEGORIES = ["rocking_chair", "airliner", "mug", "teapot", "zebra_crossing", "table_lamp", "harmonica", "dog"]
 
@@ -83,16 +83,7 @@ def test_blip_batch_of_8_equals_one_by_one(which, request, images, generation):
 @pytest.mark.parametrize("which", ["tiny_llava", "tiny_instructblip", "tiny_blip2"])
 def test_forced_prefix_starts_the_answer(which, request, images):
     backend = load_backend(str(request.getfixturevalue(which)))
-    backend.generation = GenerationSettings(max_new_tokens=6)
-    prefixes = [forced_prefix(c) for c in CATEGORIES]
-    captions = backend.generate(images, _prompts(), prefixes)
-    for cap, pre, cat in zip(captions, prefixes, CATEGORIES):
-        assert cap.startswith(pre)
-        assert len(cap) > len(pre), "the model continued after the prefix"
-        assert names_category(cap, cat)
-    # batched forced route == one by one, with prefixes of different lengths in one batch
-    single = [backend.generate([im], [p], [pre])[0] for im, p, pre in zip(images, _prompts(), prefixes)]
-    assert captions == single
+    assert_forced_prefix_route(backend, images, _prompts(), CATEGORIES)
 
 
 def test_presets_are_the_papers():

@@ -16,7 +16,7 @@ from captioner.models import PRESETS, ChatBackend, GenerationSettings, load_back
 from captioner.prompts import CHAT_PROMPT, forced_prefix, names_category, render_prompt
 from captioner.runner import run_out
 
-from .helpers import make_out, write_view_png
+from .helpers import assert_forced_prefix_route, make_out, write_view_png
 
 CATEGORIES = ["rocking_chair", "airliner", "mug", "teapot", "zebra_crossing", "table_lamp"]
 OBJECTS = [("chair01", "rocking_chair", 3), ("plane01", "airliner", 2), ("zc01", "zebra_crossing", 2),
@@ -102,15 +102,7 @@ def test_smolvlm_batch_equals_one_by_one(backend, images, generation):
 
 
 def test_smolvlm_forced_prefix_names_the_category(backend, images):
-    backend.generation = GenerationSettings(max_new_tokens=6)
-    prefixes = [forced_prefix(c) for c in CATEGORIES]
-    captions = backend.generate(images, _prompts(), prefixes)
-    for cap, pre, cat in zip(captions, prefixes, CATEGORIES):
-        assert cap.startswith(pre)
-        assert len(cap) > len(pre), "the model continued after the prefix"
-        assert names_category(cap, cat)
-    single = [backend.generate([im], [p], [pre])[0] for im, p, pre in zip(images, _prompts(), prefixes)]
-    assert captions == single
+    assert_forced_prefix_route(backend, images, _prompts(), CATEGORIES)
 
 
 def test_smolvlm_engine_captions_every_image(backend, tmp_path):
