@@ -4,22 +4,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from blender_addon.rig.assets import identifier_problem
+
 
 class LayoutError(ValueError):
     """An identifier or path that would escape the output folder."""
 
 
-MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
 
 
 def check_identifier(value: str, what: str = "uid") -> str:
     """Refuse identifiers that could escape OUT: separators, '..', absolute paths, control chars."""
-    if not value or value in (".", ".."):
-        raise LayoutError(f"{what} {value!r} is not allowed: empty or a dot name")
-    if "/" in value or "\\" in value or ".." in value or os.path.isabs(value):
-        raise LayoutError(f"{what} {value!r} is not allowed: it contains '/', '\\' or '..'")
-    if any(ord(ch) < 32 for ch in value):
-        raise LayoutError(f"{what} {value!r} is not allowed: it contains control characters")
+    problem = identifier_problem(value)
+    if problem:
+        raise LayoutError(f"{what} {value!r} is not allowed: {problem}")
     return value
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import bpy
 
+from ..rig.assets import MESH_EXTENSIONS
 from .errors import AssetError
 
-SUPPORTED_EXTENSIONS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
 # Object types that carry renderable surface geometry.
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
 # Objects an asset may bring that are not part of the object: the rig supplies camera and lights.
@@ -103,8 +103,8 @@ def check_file(path: str | os.PathLike) -> Path:
     if not path.is_file():
         raise AssetError(f"{path}: file not found")
     ext = path.suffix.lower()
-    if ext not in SUPPORTED_EXTENSIONS:
-        raise AssetError(f"{path.name}: unsupported file type '{ext}'; supported: {', '.join(SUPPORTED_EXTENSIONS)}")
+    if ext not in MESH_EXTENSIONS:
+        raise AssetError(f"{path.name}: unsupported file type '{ext}'; supported: {', '.join(MESH_EXTENSIONS)}")
     size = path.stat().st_size
     if size == 0:
         raise AssetError(f"{path.name}: file is empty (0 bytes)")

@@ -6,6 +6,8 @@ import json
 import os
 import uuid
 
+from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
+
 VERSION = 1  # farm/protocol.py VERSION
 SUBMIT_TIMEOUT_S = 3.0
 
@@ -87,35 +89,14 @@ def request(address, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
     return reply
 
 
-MESH_EXTENSIONS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
-
-
 def folder_assets(paths):
-    """SUBMIT asset records for mesh files (and folders of them), as the farm's `folder` source
-    makes them: uid = file stem, category = parent folder name, output under views/<uid>."""
-    files = []
-    for raw in paths:
-        if os.path.isdir(raw):
-            for root, dirs, names in os.walk(raw):
-                dirs.sort()
-                files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(MESH_EXTENSIONS)]
-        elif os.path.isfile(raw):
-            files.append(raw)
-        else:
-            raise FarmError(f"{raw}: no such file or folder")
-    assets, seen = [], {}
-    for f in files:
-        f = os.path.realpath(f)
-        uid = os.path.splitext(os.path.basename(f))[0]
-        if not uid or "/" in uid or "\\" in uid or ".." in uid:
-            raise FarmError(f"{f}: the file name {uid!r} cannot be a uid")
-        if uid in seen and seen[uid] != f:
-            raise FarmError(f"uid {uid!r} appears twice: {seen[uid]} and {f}")
-        seen[uid] = f
-        assets.append({"uid": uid, "path": f, "category": os.path.basename(os.path.dirname(f)),
-                       "source": "folder", "out_rel": f"views/{uid}"})
+    """SUBMIT asset records for mesh files (and folders of them), by the farm's `folder` rules."""
+    try:
+        assets = folder_asset_records(paths)
+    except AssetListError as exc:
+        raise FarmError(str(exc)) from None
     if not assets:
-        raise FarmError(f"no mesh files ({', '.join(MESH_EXTENSIONS)}) in {', '.join(paths)}")
+        raise FarmError(f"no mesh files ({', '.join(MESH_EXTENSIONS)}) in {', '.join(map(str, paths))}")
     return assets
 
 

@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from ..layout import MESH_EXTENSIONS, LayoutError, im3d_rel
+from blender_addon.rig.assets import MESH_EXTENSIONS
+
+from ..layout import LayoutError, im3d_rel
 from .base import Asset, SourceError
 
 OBJECT_DIR = re.compile(r"^(?P<cls>.+)_(?P<nn>\d+)$")
