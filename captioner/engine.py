@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from blender_addon.rig.errors import one_line
 from blender_addon.rig.fileio import atomic_write_json
 from farm.layout import CAPTIONS_JSON, check_identifier, confined_path
 
@@ -113,11 +114,6 @@ class _Pending:
     entries: dict[int, dict] = field(default_factory=dict)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
-
-
 class CaptionEngine:
     def __init__(self, backend: Backend, *, prompt_template: str, batch_size: int = 8,
                  background: tuple[int, int, int] = (255, 255, 255), decode_threads: int = 4,
@@ -142,7 +138,7 @@ class CaptionEngine:
             folder = task.folder
             views = [(view_index(check_identifier(f, "file")), f) for f in task.files]
         except ValueError as exc:
-            self._finish_failed(task, _one_line(exc))
+            self._finish_failed(task, one_line(exc))
             return
         for stale in glob.glob(str(folder / f".{CAPTIONS_JSON}.*.tmp")):
             try:  # a temporary file left by a killed captioner
@@ -233,7 +229,7 @@ class CaptionEngine:
         retry: list[Decoded] = []
         for dec, cap in zip(decs, guided):
             if isinstance(cap, Exception):
-                self._record(dec, None, None, f"captioning failed: {_one_line(cap)}")
+                self._record(dec, None, None, f"captioning failed: {one_line(cap)}")
             elif self.consistency and not names_category(cap, self._pending[dec.item[0]].task.category):
                 retry.append(dec)
             else:
@@ -244,7 +240,7 @@ class CaptionEngine:
         forced = self._generate(retry, prefixes)
         for dec, cap in zip(retry, forced):
             if isinstance(cap, Exception):
-                self._record(dec, None, None, f"captioning failed: {_one_line(cap)}")
+                self._record(dec, None, None, f"captioning failed: {one_line(cap)}")
             else:
                 self.stats.forced += 1
                 self._record(dec, cap, ROUTE_FORCED, None)
@@ -276,7 +272,7 @@ class CaptionEngine:
         try:
             result.path = atomic_write_json(task.captions_path, doc)
         except OSError as exc:
-            result.error = f"cannot write {CAPTIONS_JSON}: {_one_line(exc)}"
+            result.error = f"cannot write {CAPTIONS_JSON}: {one_line(exc)}"
         self.stats.objects += 1
         if self.on_object_done:
             self.on_object_done(result)

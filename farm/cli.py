@@ -12,6 +12,8 @@ import time
 
 import click
 
+from blender_addon.rig.errors import one_line
+
 from .layout import LayoutError
 
 DEFAULT_ADDR = "tcp://127.0.0.1:5555"
@@ -54,7 +56,7 @@ class FarmGroup(click.Group):
             click.echo(f"error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         except _user_errors() as exc:
-            click.echo(f"error: {_one_line(exc)}", err=True)
+            click.echo(f"error: {one_line(exc, 1000)}", err=True)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -62,13 +64,8 @@ class FarmGroup(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _client_error(exc: Exception) -> None:
-    click.echo(f"error: {_one_line(exc)}", err=True)
+    click.echo(f"error: {one_line(exc, 1000)}", err=True)
     sys.exit(1)
 
 

@@ -25,6 +25,8 @@ import sys
 import time
 import traceback
 
+from blender_addon.rig.errors import one_line
+
 
 def _die_with_parent() -> None:
     try:
@@ -130,12 +132,9 @@ def child_main(conn, device: str) -> None:
             result = run_task(task, msg["out_dir"], device, progress)
             send({"result": json.loads(json.dumps(result, default=str))})
         except AssetError as exc:
-            send({"error": _one_line(str(exc)) or type(exc).__name__, "kind": "asset"})
+            send({"error": one_line(exc, 500), "kind": "asset"})
         except Exception as exc:  # noqa: BLE001 - anything else is reported, not fatal
             traceback.print_exc()
-            send({"error": _one_line(f"{type(exc).__name__}: {exc}"), "kind": "worker"})
+            send({"error": one_line(f"{type(exc).__name__}: {exc}", 500), "kind": "worker"})
 
 
-def _one_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return (lines[0] if lines else "")[:500]

@@ -8,15 +8,11 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..rig import spec as S
+from ..rig.errors import one_line
 from . import farm_link, fields
 
 ASSET_EXTS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
 POLL_INTERVAL_S = 0.5
-
-
-def _one_line(exc):
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _settings(context):
@@ -53,7 +49,7 @@ class MVCAP_OT_import_asset(_Op, ImportHelper):
         try:
             objects = import_asset(path)
         except Exception as exc:  # AssetError, or an importer's own crash
-            return self.fail(f"cannot import {os.path.basename(path)}: {_one_line(exc)}")
+            return self.fail(f"cannot import {os.path.basename(path)}: {one_line(exc)}")
         for ob in old:
             if ob.name in bpy.data.objects:
                 bpy.data.objects.remove(ob, do_unlink=True)
@@ -83,7 +79,7 @@ class MVCAP_OT_normalize(_Op):
         try:
             norm = normalize_objects(objects, s.normalize.mode, s.normalize.frame)
         except Exception as exc:
-            return self.fail(f"cannot normalise: {_one_line(exc)}")
+            return self.fail(f"cannot normalise: {one_line(exc)}")
         for ob in objects:  # the holder normalisation parents the asset to belongs to the asset
             while ob.parent is not None:
                 ob = ob.parent
@@ -104,9 +100,9 @@ class MVCAP_OT_build_rig(_Op):
         try:
             views = preview.build_rig(context.scene, _settings(context))
         except S.SpecError as exc:
-            return self.fail(f"spec: {_one_line(exc)}")
+            return self.fail(f"spec: {one_line(exc)}")
         except Exception as exc:
-            return self.fail(f"cannot build the rig: {_one_line(exc)}")
+            return self.fail(f"cannot build the rig: {one_line(exc)}")
         self.report({"INFO"}, f"rig: {len(views)} views")
         return {"FINISHED"}
 
@@ -136,9 +132,9 @@ class MVCAP_OT_render_view(_Op):
         try:
             image = preview.render_view(context.scene, s)
         except S.SpecError as exc:
-            return self.fail(f"spec: {_one_line(exc)}")
+            return self.fail(f"spec: {one_line(exc)}")
         except Exception as exc:
-            return self.fail(f"cannot render view {s.view_index}: {_one_line(exc)}")
+            return self.fail(f"cannot render view {s.view_index}: {one_line(exc)}")
         preview.show_image(context, image)
         self.report({"INFO"}, f"rendered view {s.view_index} ({image.size[0]}x{image.size[1]})")
         return {"FINISHED"}
@@ -158,7 +154,7 @@ class MVCAP_OT_export_spec(_Op, ExportHelper):
             spec = fields.settings_to_spec(_settings(context))
             S.save_spec(spec, bpy.path.abspath(self.filepath))
         except S.SpecError as exc:
-            return self.fail(f"spec: {_one_line(exc)}")
+            return self.fail(f"spec: {one_line(exc)}")
         except OSError as exc:
             return self.fail(f"cannot write {self.filepath}: {exc.strerror or exc}")
         self.report({"INFO"}, f"spec saved to {self.filepath}")
@@ -177,7 +173,7 @@ class MVCAP_OT_load_spec(_Op, ImportHelper):
         try:
             spec = S.load_spec(bpy.path.abspath(self.filepath))
         except S.SpecError as exc:
-            return self.fail(_one_line(exc))
+            return self.fail(one_line(exc))
         s = _settings(context)
         fields.spec_to_settings(spec, s)
         s.preset = ""
@@ -198,7 +194,7 @@ class MVCAP_OT_apply_preset(_Op):
         try:
             spec = load_preset(self.name)
         except S.SpecError as exc:
-            return self.fail(_one_line(exc))
+            return self.fail(one_line(exc))
         s = _settings(context)
         fields.spec_to_settings(spec, s)
         s.preset = self.name
@@ -243,7 +239,7 @@ def _tick():
     try:
         job = _Job.poller.poll(time.monotonic())
     except Exception as exc:
-        s.job_message = _one_line(exc)
+        s.job_message = one_line(exc)
         stop_watching()
         _redraw()
         return None
@@ -287,7 +283,7 @@ class MVCAP_OT_submit(_Op):
         try:
             spec = fields.settings_to_spec(s)
         except S.SpecError as exc:
-            return self.fail(f"spec: {_one_line(exc)}")
+            return self.fail(f"spec: {one_line(exc)}")
         if s.farm_source == "ASSET":
             paths = [bpy.path.abspath(s.asset_path)] if s.asset_path else []
             if not paths:
@@ -304,7 +300,7 @@ class MVCAP_OT_submit(_Op):
             reply = farm_link.submit(s.farm_address, spec.to_dict(), paths, out, name=spec.name, caption=s.farm_caption)
             start_watching(context.scene, s.farm_address, reply["job_id"])
         except farm_link.FarmError as exc:
-            return self.fail(_one_line(exc))
+            return self.fail(one_line(exc))
         s.job_id, s.job_state, s.job_message = reply["job_id"], "queued", ""
         s.job_done = s.job_failed = 0
         s.job_total, s.job_progress = int(reply.get("objects", 0)), 0.0
