@@ -31,11 +31,3 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
     assert path.read_text() == "old"
     assert os.listdir(tmp_path) == ["f.txt"]
 
-
-def test_one_line_takes_the_first_line_and_shortens():
-    from blender_addon.rig.errors import one_line
-
-    assert one_line(ValueError("\n  first line \nsecond")) == "first line"
-    assert one_line(KeyError()) == "KeyError"
-    assert one_line("") == ""
-    assert one_line("x" * 50, limit=10) == "xxxxxxx..."
