@@ -1,16 +1,19 @@
 """The `captioner` command: `serve` (broker's caption queue), `run OUT` (no broker), `presets`.
 
-User mistakes and missing weights end with one line, `error: <message>`, and exit code 2.
+User mistakes and missing weights end with one line, `error: <message>`, and exit code 2
+(farm.cli_errors: the same error path as `farm`).
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import click
+
+from farm.cli_errors import OneLineErrorGroup
 
 from .models import PRESETS, get_preset
 
@@ -19,11 +22,6 @@ DEFAULT_CONNECT = "tcp://127.0.0.1:5555"
 
 def _log(message: str) -> None:
     click.echo(f"[captioner {time.strftime('%H:%M:%S')}] {message}", err=True)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _model_options(func):
@@ -87,24 +85,20 @@ def _engine_factory(opts: dict):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from farm.layout import LayoutError
+    from blender_addon.contract.layout import LayoutError
+    from farm.keys import CurveKeyError
 
+    from .daemon import DaemonError
     from .images import BackgroundError
     from .models import ModelLoadError, PresetError
     from .prompts import PromptError
     from .runner import RunError
 
-    errors: list[type[BaseException]] = [LayoutError, BackgroundError, ModelLoadError, PresetError, PromptError, RunError]
-    try:
-        from farm.keys import CurveKeyError
-
-        errors.append(CurveKeyError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (LayoutError, CurveKeyError, BackgroundError, ModelLoadError, PresetError, PromptError, RunError,
+            DaemonError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, user_errors=_user_errors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mvcap-studio", message="%(version)s")
 def main() -> None:
     """Category-guided captions for multi-view renders (MVCap schema)."""
@@ -117,27 +111,21 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run's statistics as one JSON line.")
 def run_cmd(out: str, as_json: bool, retry_failed: bool, **opts) -> None:
     """Caption every done object in OUT that has no captions.json yet, then write metadata.json."""
-    from .runner import pending_tasks, run_out
+    from .runner import RunError, pending_tasks, run_out
 
-    errors = _user_errors()
-    try:
-        if not os.path.isdir(out):
-            _fail(f"OUT {out!r} is not a folder")
-        from pathlib import Path
+    if not os.path.isdir(out):
+        raise RunError(f"OUT {out!r} is not a folder")
+    if not pending_tasks(Path(out).resolve(), retry_failed):
+        from farm.metadata import write_metadata
 
-        if not pending_tasks(Path(out).resolve(), retry_failed):
-            from farm.metadata import write_metadata
-
-            write_metadata(out)
-            _log(f"nothing to caption in {out}; metadata.json rewritten")
-            if as_json:
-                click.echo(json.dumps({"images": 0, "objects": 0}))
-            return
-        make_engine, summary, _ = _engine_factory(opts)
-        _log(summary)
-        stats = run_out(out, make_engine, retry_failed=retry_failed, log=_log)
-    except errors as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        write_metadata(out)
+        _log(f"nothing to caption in {out}; metadata.json rewritten")
+        if as_json:
+            click.echo(json.dumps({"images": 0, "objects": 0}))
+        return
+    make_engine, summary, _ = _engine_factory(opts)
+    _log(summary)
+    stats = run_out(out, make_engine, retry_failed=retry_failed, log=_log)
     _log(f"done: {stats['captioned']} captioned, {stats['failed']} failed, {stats['forced']} forced prefix, "
          f"{stats['objects']} object(s) in {stats['wall_s']:.1f} s "
          f"(generate {stats['generate_s']:.1f} s, waiting for images {stats['decode_wait_s']:.2f} s)")
@@ -159,24 +147,20 @@ def run_cmd(out: str, as_json: bool, retry_failed: bool, **opts) -> None:
 def serve_cmd(connect: str, curve_keys: str | None, key_name: str, max_tasks: int | None,
               idle_exit: float | None, heartbeat: float | None, **opts) -> None:
     """Lease caption tasks from the broker's durable queue, caption them, acknowledge each object."""
-    from .daemon import CaptionDaemon, DaemonError, install_signal_handlers
+    from .daemon import CaptionDaemon, install_signal_handlers
 
-    errors = _user_errors() + (DaemonError,)
-    try:
-        curve = None
-        if curve_keys:
-            from farm.keys import client_options
+    curve = None
+    if curve_keys:
+        from farm.keys import client_options
 
-            curve = client_options(curve_keys, key_name)
-        make_engine, summary, batch_size = _engine_factory(opts)
-        _log(f"{summary}; broker {connect}")
-        daemon = CaptionDaemon(connect, make_engine, batch_size=batch_size, curve=curve, max_tasks=max_tasks,
-                               idle_exit_s=idle_exit, log=_log,
-                               **({"heartbeat_s": heartbeat} if heartbeat is not None else {}))
-        install_signal_handlers(daemon)
-        stats = daemon.run()
-    except errors as exc:
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        curve = client_options(curve_keys, key_name)
+    make_engine, summary, batch_size = _engine_factory(opts)
+    _log(f"{summary}; broker {connect}")
+    daemon = CaptionDaemon(connect, make_engine, batch_size=batch_size, curve=curve, max_tasks=max_tasks,
+                           idle_exit_s=idle_exit, log=_log,
+                           **({"heartbeat_s": heartbeat} if heartbeat is not None else {}))
+    install_signal_handlers(daemon)
+    stats = daemon.run()
     _log(f"stopped: {stats['acked']} object(s) acknowledged, {stats['captioned']} captioned, "
          f"{stats['failed']} failed images, {stats['forced']} forced prefix")
 

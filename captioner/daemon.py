@@ -15,6 +15,7 @@ import queue
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +46,45 @@ def task_from_payload(payload: dict) -> CaptionTask:
                        attempt_id=int(payload["attempt_id"]))
 
 
+@dataclass
+class _Leases:
+    """Where the lease conversation with the broker stands (socket thread only)."""
+
+    active: dict[int, CaptionTask] = field(default_factory=dict)  # attempt_id -> task being captioned
+    leased_total: int = 0
+    awaiting_since: float | None = None  # a CAPTION_LEASE sent, its CAPTION_TASKS not yet here
+    next_lease_at: float = 0.0
+    last_heartbeat: float = field(default_factory=time.monotonic)
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+class _EngineThread:
+    """The model's thread: captions the tasks put in `inbox` until stopped; an error it dies of is
+    raised again in the socket thread by `check()`."""
+
+    def __init__(self, engine: CaptionEngine, inbox: "queue.Queue[CaptionTask]"):
+        self.engine = engine
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, args=(inbox,), name="captioner-engine", daemon=True)
+        self.thread.start()
+
+    def _main(self, inbox: "queue.Queue[CaptionTask]") -> None:
+        try:
+            self.engine.serve_queue(inbox, self.stop)
+        except BaseException as exc:  # surfaced by the socket thread
+            self.error = exc
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise DaemonError(f"captioning stopped: {self.error}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+        self.engine.close()
+
+
 class CaptionDaemon:
     def __init__(self, connect: str, make_engine: Callable[..., CaptionEngine], *, batch_size: int,
                  curve: dict | None = None, max_tasks: int | None = None, idle_exit_s: float | None = None,
@@ -64,14 +104,20 @@ class CaptionDaemon:
         self.failed = 0
         self.ctx = zmq.Context.instance()
         self.sock: zmq.Socket | None = None
+        self.poller = zmq.Poller()
+        self.leases = _Leases()
+        self.done_q: "queue.Queue[ObjectResult]" = queue.Queue()  # finished objects, from the engine
+        self.inbox: "queue.Queue[CaptionTask]" = queue.Queue()  # tasks for the engine
 
     # --- socket ----------------------------------------------------------------------------
     def _open(self) -> None:
         if self.sock is not None:
+            self.poller.unregister(self.sock)
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(zmq.DEALER)
         protocol.configure_socket(self.sock, self.curve)
         self.sock.connect(self.connect)
+        self.poller.register(self.sock, zmq.POLLIN)
 
     def _send(self, mtype: str, **fields) -> None:
         assert self.sock is not None
@@ -79,116 +125,124 @@ class CaptionDaemon:
 
     # --- main loop -------------------------------------------------------------------------
     def run(self) -> dict:
-        done_q: "queue.Queue[ObjectResult]" = queue.Queue()
-        inbox: "queue.Queue[CaptionTask]" = queue.Queue()
-        engine = self.make_engine(on_object_done=done_q.put)
-        engine_stop = threading.Event()
-        engine_error: list[BaseException] = []
-
-        def engine_main() -> None:
-            try:
-                engine.serve_queue(inbox, engine_stop)
-            except BaseException as exc:  # surfaced by the main loop
-                engine_error.append(exc)
-
-        worker = threading.Thread(target=engine_main, name="captioner-engine", daemon=True)
-        worker.start()
-        self._open()
-        active: dict[int, CaptionTask] = {}  # attempt_id -> task
-        leased_total = 0
-        awaiting_since: float | None = None
-        next_lease_at = 0.0
-        last_heartbeat = time.monotonic()
-        idle_since = time.monotonic()
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
+        engine_thread = _EngineThread(self.make_engine(on_object_done=self.done_q.put), self.inbox)
+        self.leases = _Leases()
         try:
+            self._open()
             while not self.stop.is_set():
-                if engine_error:
-                    raise DaemonError(f"captioning stopped: {engine_error[0]}")
+                engine_thread.check()
                 now = time.monotonic()
-                # 1. acknowledge finished objects (captions.json is already on disk)
-                while True:
-                    try:
-                        result = done_q.get_nowait()
-                    except queue.Empty:
-                        break
-                    self._report(result)
-                    active.pop(result.task.attempt_id, None)
-                # 2. lease more when the engine's backlog runs low
-                in_flight = sum(len(t.files) for t in active.values())
-                want = self.max_tasks is None or leased_total < self.max_tasks
-                if want and awaiting_since is None and now >= next_lease_at and in_flight < 2 * self.batch_size:
-                    max_n = max(1, min(16, 2 * self.batch_size // max(1, self._views_hint(active))))
-                    if self.max_tasks is not None:
-                        max_n = min(max_n, self.max_tasks - leased_total)
-                    self._send("CAPTION_LEASE", max=max_n)
-                    awaiting_since = now
-                # 3. keep leases alive
-                if active and now - last_heartbeat >= self.heartbeat_s:
-                    self._send("CAPTION_HEARTBEAT", attempt_ids=sorted(active))
-                    last_heartbeat = now
-                # 4. replies
-                events = dict(poller.poll(100))
-                if self.sock in events:
-                    try:
-                        msg = protocol.decode(self.sock.recv(zmq.NOBLOCK))
-                    except protocol.ProtocolError as exc:
-                        self.log(f"dropped a malformed message from the broker: {exc}")
-                        continue
-                    except zmq.Again:
-                        continue
-                    if msg["type"] == "CAPTION_TASKS":
-                        awaiting_since = None
-                        tasks = msg["tasks"]
-                        if not tasks:
-                            next_lease_at = time.monotonic() + EMPTY_BACKOFF_S
-                        for payload in tasks:
-                            leased_total += 1
-                            task = self._accept(payload)
-                            if task is None:
-                                continue
-                            active[task.attempt_id] = task
-                            if captions_complete(task.captions_path, task.files, images_dir=task.folder):
-                                # captioned by an earlier attempt whose CAPTION_DONE never arrived
-                                self.log(f"{task.out_rel}: captions.json already complete; acknowledging")
-                                done_q.put(ObjectResult(task, task.captions_path))
-                            else:
-                                inbox.put(task)
-                    elif msg["type"] == "ERROR":
-                        self.log(f"broker: {msg['error']}")
-                        awaiting_since = None
-                        next_lease_at = time.monotonic() + EMPTY_BACKOFF_S
-                # 5. a broker that does not answer: reconnect and ask again (the leases survive
-                #    in the broker's store; heartbeats carry attempt ids, not the connection)
-                if awaiting_since is not None and time.monotonic() - awaiting_since > self.reply_timeout_s:
-                    self.log(f"no reply from {self.connect} in {self.reply_timeout_s:.0f} s; reconnecting")
-                    poller.unregister(self.sock)
-                    self._open()
-                    poller.register(self.sock, zmq.POLLIN)
-                    awaiting_since = None
-                # 6. exit conditions (a broker that never answers counts as idle too)
-                if active:
-                    idle_since = time.monotonic()
-                if self.max_tasks is not None and leased_total >= self.max_tasks and not active:
-                    break
-                if self.idle_exit_s is not None and not active and time.monotonic() - idle_since > self.idle_exit_s:
+                self._ack_finished()
+                self._lease_more(now)
+                self._heartbeat(now)
+                self._handle_reply()
+                self._reconnect_if_silent()
+                if self._done():
                     break
         finally:
-            engine_stop.set()
-            worker.join(timeout=30)
-            engine.close()
-            if self.sock is not None:
-                # objects finished by the last batch are reported before leaving
-                while True:
-                    try:
-                        self._report(done_q.get_nowait())
-                    except (queue.Empty, zmq.ZMQError):
-                        break
-                self.sock.close(linger=500)
-        stats = engine.stats.as_dict()
+            engine_thread.close()
+            self._close()
+        stats = engine_thread.engine.stats.as_dict()
         stats.update(acked=self.acked, reported_failed=self.failed)
         return stats
+
+    def _ack_finished(self) -> None:
+        """Report finished objects (captions.json is already on disk)."""
+        while True:
+            try:
+                result = self.done_q.get_nowait()
+            except queue.Empty:
+                return
+            self._report(result)
+            self.leases.active.pop(result.task.attempt_id, None)
+
+    def _lease_more(self, now: float) -> None:
+        """Ask for more tasks when the engine's backlog runs low."""
+        leases = self.leases
+        in_flight = sum(len(t.files) for t in leases.active.values())
+        wanted = self.max_tasks is None or leases.leased_total < self.max_tasks
+        if not wanted or leases.awaiting_since is not None or now < leases.next_lease_at \
+                or in_flight >= 2 * self.batch_size:
+            return
+        max_n = max(1, min(16, 2 * self.batch_size // max(1, self._views_hint(leases.active))))
+        if self.max_tasks is not None:
+            max_n = min(max_n, self.max_tasks - leases.leased_total)
+        self._send("CAPTION_LEASE", max=max_n)
+        leases.awaiting_since = now
+
+    def _heartbeat(self, now: float) -> None:
+        """Keep the leases in hand alive."""
+        if self.leases.active and now - self.leases.last_heartbeat >= self.heartbeat_s:
+            self._send("CAPTION_HEARTBEAT", attempt_ids=sorted(self.leases.active))
+            self.leases.last_heartbeat = now
+
+    def _handle_reply(self) -> None:
+        """Wait up to 100 ms for one broker message and act on it."""
+        if self.sock not in dict(self.poller.poll(100)):
+            return
+        try:
+            msg = protocol.decode(self.sock.recv(zmq.NOBLOCK))
+        except protocol.ProtocolError as exc:
+            self.log(f"dropped a malformed message from the broker: {exc}")
+            return
+        except zmq.Again:
+            return
+        if msg["type"] == "CAPTION_TASKS":
+            self.leases.awaiting_since = None
+            if not msg["tasks"]:
+                self.leases.next_lease_at = time.monotonic() + EMPTY_BACKOFF_S
+            for payload in msg["tasks"]:
+                self.leases.leased_total += 1
+                self._take(payload)
+        elif msg["type"] == "ERROR":
+            self.log(f"broker: {msg['error']}")
+            self.leases.awaiting_since = None
+            self.leases.next_lease_at = time.monotonic() + EMPTY_BACKOFF_S
+
+    def _take(self, payload: dict) -> None:
+        """A leased task goes to the engine, or straight to the report when it is already done."""
+        task = self._accept(payload)
+        if task is None:
+            return
+        self.leases.active[task.attempt_id] = task
+        if captions_complete(task.captions_path, task.files, images_dir=task.folder):
+            # captioned by an earlier attempt whose CAPTION_DONE never arrived
+            self.log(f"{task.out_rel}: captions.json already complete; acknowledging")
+            self.done_q.put(ObjectResult(task, task.captions_path))
+        else:
+            self.inbox.put(task)
+
+    def _reconnect_if_silent(self) -> None:
+        """A broker that does not answer a lease: reconnect and ask again (Lazy Pirate). The leases
+        survive in the broker's store; heartbeats carry attempt ids, not the connection."""
+        since = self.leases.awaiting_since
+        if since is not None and time.monotonic() - since > self.reply_timeout_s:
+            self.log(f"no reply from {self.connect} in {self.reply_timeout_s:.0f} s; reconnecting")
+            self._open()
+            self.leases.awaiting_since = None
+
+    def _done(self) -> bool:
+        """--max-tasks reached, or idle for --idle-exit (a broker that never answers counts as idle)."""
+        leases = self.leases
+        if leases.active:
+            leases.idle_since = time.monotonic()
+            return False
+        if self.max_tasks is not None and leases.leased_total >= self.max_tasks:
+            return True
+        return self.idle_exit_s is not None and time.monotonic() - leases.idle_since > self.idle_exit_s
+
+    def _close(self) -> None:
+        """Report the objects finished by the last batch, then close the socket."""
+        if self.sock is None:
+            return
+        while True:
+            try:
+                self._report(self.done_q.get_nowait())
+            except (queue.Empty, zmq.ZMQError):
+                break
+        self.poller.unregister(self.sock)
+        self.sock.close(linger=500)
+        self.sock = None
 
     @staticmethod
     def _views_hint(active: dict[int, CaptionTask]) -> int:

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from blender_addon.contract.categories import names_category
+from blender_addon.contract.layout import CAPTIONS_JSON, check_identifier, confined_path
 from blender_addon.rig.errors import one_line
 from blender_addon.rig.fileio import atomic_write_json
-from farm.layout import CAPTIONS_JSON, check_identifier, confined_path
 
 from .images import Decoded, Prefetcher
 from .models import Backend
-from .prompts import ROUTE_FORCED, ROUTE_GUIDED, forced_prefix, names_category, render_prompt
+from .prompts import ROUTE_FORCED, ROUTE_GUIDED, forced_prefix, render_prompt
 
 _VIEW_FILE = re.compile(r"^(\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
@@ -39,7 +40,7 @@ def library_versions() -> dict[str, str]:
 
 
 def view_index(file_name: str) -> int:
-    """000.png -> 0. Views are named by their index (farm.layout.view_filename)."""
+    """000.png -> 0. Views are named by their index (blender_addon.contract.layout.view_filename)."""
     match = _VIEW_FILE.match(file_name)
     if not match:
         raise ValueError(f"file {file_name!r} is not a view image (NNN.png or NNN.jpg)")

@@ -16,6 +16,8 @@ from typing import Any, Iterable
 
 from PIL import Image
 
+from blender_addon.rig.errors import one_line
+
 _NAMED = {"white": (255, 255, 255), "black": (0, 0, 0), "gray": (128, 128, 128), "grey": (128, 128, 128)}
 
 
@@ -63,8 +65,7 @@ def _decode(item: Any, path: Path, background: tuple[int, int, int]) -> Decoded:
     try:
         return Decoded(item, image=load_rgb(path, background))
     except Exception as exc:  # any unreadable image is recorded for that image alone
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return Decoded(item, error=f"cannot read image: {reason}")
+        return Decoded(item, error=f"cannot read image: {one_line(exc)}")
 
 
 @dataclass

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blender_addon.rig.errors import one_line
+
 from .prompts import CHAT_PROMPT, PAPER_PROMPT, clean_caption, join_prefix
 
 
@@ -137,11 +139,6 @@ def _offline_hint(model: str) -> str:
             f"and pass --model DIR")
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """A quick TCP check, so that an offline machine gets the one-line error at once instead of
     minutes of retries."""
@@ -166,7 +163,7 @@ def _from_pretrained(loader, model: str, **kwargs):
         try:
             return loader(str(local), local_files_only=True, **kwargs)
         except Exception as exc:
-            raise ModelLoadError(f"model folder {model!r} cannot be loaded: {_first_line(exc)}") from None
+            raise ModelLoadError(f"model folder {model!r} cannot be loaded: {one_line(exc)}") from None
     try:
         return loader(model, local_files_only=True, **kwargs)
     except Exception:
@@ -177,7 +174,7 @@ def _from_pretrained(loader, model: str, **kwargs):
     try:
         return loader(model, **kwargs)
     except Exception as exc:
-        text = _first_line(exc)
+        text = one_line(exc)
         network = any(k in text.lower() for k in ("connect", "resolve", "offline", "timed out", "network",
                                                     "couldn't", "could not", "max retries", "not found", "404",
                                                     "does not appear", "is not a local folder"))
@@ -219,7 +216,7 @@ def load_backend(model: str, *, device: str = "auto", dtype: str = "auto",
     except ModelLoadError:
         raise
     except Exception as exc:  # an architecture AutoModelForImageTextToText does not know
-        raise ModelLoadError(f"model {model!r} ({model_type}) is not an image-text-to-text model: {_first_line(exc)}") from None
+        raise ModelLoadError(f"model {model!r} ({model_type}) is not an image-text-to-text model: {one_line(exc)}") from None
     net.to(device).eval()
     loaded = LoadedModel(model, model_type, net, processor, device, torch_dtype)
     gen = generation or GenerationSettings()
@@ -254,7 +251,7 @@ class Backend:
                 setattr(base, name, None)
         if base.pad_token_id is None:
             base.pad_token_id = self.tokenizer.pad_token_id
-        self._gen_config = base
+        self.generation_config = base  # the model's own settings, made deterministic; `generation` goes on top
 
     def _to_device(self, inputs) -> dict:
         import torch
@@ -272,7 +269,7 @@ class Backend:
     def _generate(self, inputs: dict, **extra):
         import torch
 
-        config = copy.deepcopy(self._gen_config)
+        config = copy.deepcopy(self.generation_config)
         with torch.inference_mode():
             return self.model.generate(**inputs, generation_config=config, **self.generation.kwargs(), **extra)
 

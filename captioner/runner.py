@@ -14,7 +14,8 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from farm.layout import CAPTIONS_JSON, OBJECTS_JSONL, confined_path
+from blender_addon.contract.layout import CAPTIONS_JSON, OBJECTS_JSONL, confined_path
+
 from farm.metadata import read_objects, write_metadata
 
 from .engine import CaptionEngine, CaptionTask, ObjectResult, list_view_files

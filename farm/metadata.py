@@ -1,4 +1,5 @@
-"""Assemble MVCap's metadata.json from objects.jsonl and each object's captions.json.
+"""objects.jsonl read and written, and MVCap's metadata.json assembled from it and each object's
+captions.json: the one code path for the broker, the captioner and `farm dataset build`.
 
 metadata.json: [{"path": "./views/<uid>/000.png", "caption": ..., "obj_id": n, "img_id": n*stride+view}]
 """
@@ -9,9 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from blender_addon.rig.fileio import atomic_open
-
-from .layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, confined_path, img_id, img_id_stride
+from blender_addon.contract.layout import (
+    CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, confined_path, img_id, img_id_stride,
+)
+from blender_addon.rig.fileio import atomic_open, atomic_write_text
 
 
 def read_objects(out_root: str | os.PathLike) -> list[dict]:
@@ -32,6 +34,12 @@ def read_objects(out_root: str | os.PathLike) -> list[dict]:
                 raise ValueError(f"{path}: line {lineno} is not a JSON object")
             objects.append(obj)
     return objects
+
+
+def write_objects(out_root: str | os.PathLike, objects: Iterable[dict]) -> Path:
+    """Rewrite objects.jsonl atomically: one JSON object a line."""
+    text = "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in objects)
+    return atomic_write_text(Path(out_root) / OBJECTS_JSONL, text)
 
 
 def dataset_stride(objects: list[dict]) -> int:
@@ -84,11 +92,10 @@ def write_metadata_records(path: str | os.PathLike, records: Iterable[dict]) -> 
     return count
 
 
-def write_metadata(out_root: str | os.PathLike, objects: list[dict] | None = None) -> Path:
-    """Rebuild OUT/metadata.json atomically from what is done and captioned (streamed)."""
-    path = Path(out_root) / METADATA_JSON
-    write_metadata_records(path, iter_metadata_records(out_root, objects))
-    return path
+def write_metadata(out_root: str | os.PathLike, objects: list[dict] | None = None) -> int:
+    """Rebuild OUT/metadata.json atomically from what is done and captioned (streamed); returns
+    the record count."""
+    return write_metadata_records(Path(out_root) / METADATA_JSON, iter_metadata_records(out_root, objects))
 
 
 def iter_json_array(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[Any]:

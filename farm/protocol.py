@@ -3,7 +3,8 @@
 Every message is one UTF-8 JSON object `{"v": 1, "type": "...", ...}`. A DEALER sends `[json]`
 and the ROUTER sees `[identity, json]`. Nothing on the wire is ever unpickled: `decode` parses
 JSON and checks every field against `SCHEMAS` with a small explicit validator, and raises
-`ProtocolError` (one line) for anything else.
+`ProtocolError` (one line) for anything else. The version, size cap, message type names and
+framing that every peer shares (the add-on included) are blender_addon/contract/wire.py.
 
 See docs/internals.md ("Farm wire protocol") for what each message means.
 """
@@ -13,16 +14,15 @@ import json
 import math
 from typing import Any
 
-VERSION = 1
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # zmq MAXMSGSIZE on every farm socket
+from blender_addon.contract import wire
+from blender_addon.contract.wire import MAX_MESSAGE_BYTES, VERSION, ProtocolError
+# who may send what, re-exported for the farm's modules
+from blender_addon.contract.wire import CAPTION_TYPES, CLIENT_TYPES, INBOUND_TYPES, WORKER_TYPES  # noqa: F401
+
 FILE_CHUNK_BYTES = 512 * 1024  # raw bytes per FILE_CHUNK (base64 on the wire)
 
 HEARTBEAT_S = 1.0  # both directions
 LIVENESS = 4  # a peer silent for LIVENESS heartbeats is dead
-
-
-class ProtocolError(ValueError):
-    """A message that does not follow the protocol. It is logged and dropped."""
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -97,11 +97,6 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     "CAPTION_FAILED": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ), "error": ("str", _REQ)},
 }
 
-WORKER_TYPES = {"READY", "HEARTBEAT", "PROGRESS", "FILE_CHUNK", "RESULT", "DISCONNECT"}
-CLIENT_TYPES = {"SUBMIT", "STATUS", "CANCEL", "RETRY"}
-CAPTION_TYPES = {"CAPTION_LEASE", "CAPTION_HEARTBEAT", "CAPTION_DONE", "CAPTION_FAILED"}
-INBOUND_TYPES = WORKER_TYPES | CLIENT_TYPES | CAPTION_TYPES
-
 _MAX_INT = 2**53  # ids and counters stay exact in every JSON reader
 
 
@@ -159,21 +154,21 @@ def validate(msg: Any, allowed: set[str] | None = None) -> dict:
 
 def encode(mtype: str, **fields: Any) -> bytes:
     """One message frame. The message is checked too, so a bug never reaches the wire."""
-    msg = {"v": VERSION, "type": mtype, **fields}
+    msg = wire.message(mtype, **fields)
     validate(msg)
-    return json.dumps(msg, separators=(",", ":")).encode("utf-8")
+    return wire.to_frame(msg)
 
 
 def encode_with(mtype: str, raw: dict[str, bytes], **fields: Any) -> bytes:
     """Like encode, with some fields given as JSON text already encoded (and checked) by the caller,
     e.g. a job's spec that goes out unchanged in every TASK of the job."""
-    msg = {"v": VERSION, "type": mtype, **fields, **{k: None for k in raw}}
+    msg = {**wire.message(mtype, **fields), **{k: None for k in raw}}
     schema = SCHEMAS[mtype]
     for name in raw:
         if not schema[name][0].startswith("?"):
             raise ProtocolError(f"{mtype}.{name}: a raw field must be optional in the schema")
     validate(msg)
-    frame = json.dumps(msg, separators=(",", ":")).encode("utf-8")
+    frame = wire.to_frame(msg)
     # the raw fields are the object's last keys: replace their nulls from the right
     for name, text in reversed(list(raw.items())):
         key = b'"%s":null' % json.dumps(name).strip('"').encode()
@@ -184,13 +179,7 @@ def encode_with(mtype: str, raw: dict[str, bytes], **fields: Any) -> bytes:
 
 def decode(frame: bytes, allowed: set[str] | None = None) -> dict:
     """Parse and check one frame. Raises ProtocolError with a one-line reason."""
-    if len(frame) > MAX_MESSAGE_BYTES:
-        raise ProtocolError(f"frame of {len(frame)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")
-    try:
-        msg = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError(f"not UTF-8 JSON: {str(exc)[:80]}") from None
-    return validate(msg, allowed)
+    return validate(wire.parse_frame(frame), allowed)
 
 
 def configure_socket(sock, curve: dict | None = None) -> None:

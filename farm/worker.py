@@ -14,130 +14,26 @@ into a scratch folder and the worker streams the files to the broker in FILE_CHU
 """
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
 import socket
 import time
 from pathlib import Path
+from typing import Callable
 
 import zmq
 
+from blender_addon.contract.layout import confined_path
+
 from . import protocol as P
-from .layout import confined_path
+from .render_child import RenderChild, clean_partial
+from .sources import task_kinds
+from .worker_child import child_main
+from .worker_outbox import Outbox, failure_delivery, success_delivery
 
 log = logging.getLogger("farm.worker")
-
-RENDER_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".tmp", ".part")
-MARKERS = ("transforms.json", "frames.json")  # an object folder's completion markers (written last)
-
-
-def read_rss_mb(pid: int) -> float:
-    """Resident memory of a process, from /proc (0 when unknown)."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def clean_partial(out_dir: Path) -> None:
-    """Remove what a killed render may have left in an object folder: temporary files, views and
-    the completion marker of an unfinished attempt. Captions and anything else stay."""
-    if not out_dir.is_dir():
-        return
-    for f in out_dir.iterdir():
-        if f.is_file() and (f.name.startswith(".") or f.suffix.lower() in RENDER_SUFFIXES
-                            or f.name in MARKERS):
-            try:
-                f.unlink()
-            except OSError:
-                pass
-    try:
-        out_dir.rmdir()  # only when empty
-    except OSError:
-        pass
-
-
-class RenderChild:
-    """The supervised child process."""
-
-    def __init__(self, device: str, env: dict | None = None):
-        self.device = device
-        self.env = env or {}
-        self.proc = None
-        self.conn = None
-        self.tasks = 0
-        self.ready = False
-
-    def start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent_conn, child_conn = ctx.Pipe(duplex=True)
-        from .worker_child import child_main
-
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            self.proc = ctx.Process(target=child_main, args=(child_conn, self.device), daemon=True,
-                                    name="farm-render-child")
-            self.proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        child_conn.close()
-        self.conn = parent_conn
-        self.tasks = 0
-        self.ready = False
-        log.info("render child started (pid %s)", self.proc.pid)
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.is_alive()
-
-    def fileno(self) -> int:
-        return self.conn.fileno()
-
-    def send(self, obj: dict) -> None:
-        self.conn.send_bytes(json.dumps(obj).encode())
-
-    def recv(self) -> dict | None:
-        """One message, or None when the child is gone."""
-        try:
-            return json.loads(self.conn.recv_bytes())
-        except (EOFError, OSError):
-            return None
-
-    def rss_mb(self) -> float:
-        return read_rss_mb(self.proc.pid) if self.proc else 0.0
-
-    def stop(self, graceful: bool = True) -> None:
-        if self.proc is None:
-            return
-        if graceful and self.proc.is_alive():
-            try:
-                self.send({"exit": True})
-            except OSError:
-                pass
-            self.proc.join(2)  # short: the worker's heartbeats wait meanwhile
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join(5)
-        try:
-            self.conn.close()
-        except OSError:
-            pass
-        self.proc = None
-        self.conn = None
 
 
 class Worker:
@@ -157,6 +53,7 @@ class Worker:
         heartbeat_s: float = P.HEARTBEAT_S,
         liveness: int = P.LIVENESS,
         exit_after: int | None = None,
+        child_target: Callable = child_main,
     ):
         self.connect_addr = connect
         self.host = socket.gethostname()
@@ -181,13 +78,13 @@ class Worker:
         env = {}
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        self.child = RenderChild(device, env)
+        self.child = RenderChild(device, env, child_target)
         self.ctx = zmq.Context.instance()
         self.sock = None
         self.task: dict | None = None
         self.deadline = 0.0
         self.out_dir: Path | None = None
-        self.outbox: dict[tuple[int, int], dict] = {}  # results waiting for ACK
+        self.outbox = Outbox(self._send, self._send_blocking)  # results waiting for ACK
         self.last_recv = 0.0
         self.last_send = 0.0
         self.backoff = 0.5
@@ -205,10 +102,9 @@ class Worker:
         self.last_recv = now
         running = {"task_id": self.task["task_id"], "attempt_id": self.task["attempt_id"]} if self.task else None
         self._send("READY", worker=self.name, host=self.host, pid=os.getpid(), device=self.device,
-                   shared_storage=self.shared_storage, kinds=["render", "mvimgnet"], running=running,
-                   results=[list(k) for k in self.outbox])
-        for delivery in list(self.outbox.values()):
-            self._deliver(delivery)
+                   shared_storage=self.shared_storage, kinds=task_kinds(), running=running,
+                   results=self.outbox.keys())
+        self.outbox.deliver_all()
         log.info("worker %s connected to %s", self.name, self.connect_addr)
 
     def _disconnect(self) -> None:
@@ -224,30 +120,6 @@ class Worker:
             self.last_send = time.time()
         except zmq.Again:
             log.warning("send queue full; %s dropped (the broker will hear again)", mtype)
-
-    def _deliver(self, delivery: dict) -> None:
-        """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt.
-        When the broker stops taking data, the rest waits in the outbox for the reconnect."""
-        try:
-            self._deliver_now(delivery)
-        except zmq.Again:
-            log.warning("broker not taking data; result %s waits for the reconnect", delivery["key"])
-
-    def _deliver_now(self, delivery: dict) -> None:
-        key = delivery["key"]
-        for name, path in delivery.get("stream", []):
-            with open(path, "rb") as fh:
-                offset = 0
-                while True:
-                    data = fh.read(P.FILE_CHUNK_BYTES)
-                    if not data and offset > 0:
-                        break
-                    self._send_blocking("FILE_CHUNK", task_id=key[0], attempt_id=key[1], name=name, offset=offset,
-                                        data=base64.b64encode(data).decode("ascii"))
-                    offset += len(data)
-                    if not data:
-                        break
-        self._send("RESULT", **delivery["msg"])
 
     def _send_blocking(self, mtype: str, **fields) -> None:
         if self.sock is not None:
@@ -325,9 +197,7 @@ class Worker:
                 return
             self._start_task(msg)
         elif mtype == "ACK":
-            delivery = self.outbox.pop((msg["task_id"], msg["attempt_id"]), None)
-            if delivery and delivery.get("scratch"):
-                shutil.rmtree(delivery["scratch"], ignore_errors=True)
+            self.outbox.ack((msg["task_id"], msg["attempt_id"]))
         elif mtype == "CANCEL_TASK":
             if self.task and (self.task["task_id"], self.task["attempt_id"]) == (msg["task_id"], msg["attempt_id"]):
                 log.info("task %s called back by the broker", msg["task_id"])
@@ -396,30 +266,26 @@ class Worker:
             clean_partial(self.out_dir)
 
     def _finish(self, ok: bool, result: dict | None = None, error: str | None = None, kind: str = "asset") -> None:
-        task = self.task
-        key = (task["task_id"], task["attempt_id"])
-        msg = {"task_id": key[0], "attempt_id": key[1], "ok": ok}
-        delivery: dict = {"key": key, "msg": msg}
+        key = (self.task["task_id"], self.task["attempt_id"])
         if ok:
-            msg["result"] = result
-            if not self.shared_storage:
-                files = sorted(f for f in self.out_dir.iterdir() if f.is_file() and not f.name.startswith("."))
-                delivery["stream"] = [(f.name, str(f)) for f in files]
-                delivery["scratch"] = str(self.out_dir.parent)
-                msg["files"] = [{"name": f.name, "size": f.stat().st_size} for f in files]
+            delivery = success_delivery(key, result, None if self.shared_storage else self.out_dir)
         else:
-            msg["error"] = error
-            msg["error_kind"] = kind
+            delivery = failure_delivery(key, error, kind)
             if self.shared_storage:
                 clean_partial(self.out_dir)  # no image of a failed attempt stays behind
             else:
                 shutil.rmtree(self.out_dir.parent, ignore_errors=True)
             log.warning("task %s failed (%s): %s", key[0], kind, error)
-        self.outbox[key] = delivery
         self.task = None
         self.out_dir = None
         self.done_tasks += 1
-        self._deliver(delivery)
+        self.outbox.add(delivery)
+        self._maybe_recycle_child()
+        if self.exit_after and self.done_tasks >= self.exit_after:
+            self.stopping = True
+
+    def _maybe_recycle_child(self) -> None:
+        """A fresh render child after `max_tasks` tasks or above `max_rss_mb`."""
         if self.child.alive:
             self.child.tasks += 1
             rss = self.child.rss_mb()
@@ -427,8 +293,6 @@ class Worker:
                 log.info("recycling the render child after %d tasks (%.0f MB)", self.child.tasks, rss)
                 self.child.stop(graceful=True)
                 self.child.start()
-        if self.exit_after and self.done_tasks >= self.exit_after:
-            self.stopping = True
 
     def _shutdown(self) -> None:
         if self.task is not None:

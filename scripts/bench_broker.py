@@ -3,7 +3,8 @@
 
   throughput  N tasks through lease -> RESULT -> commit with W fake workers; ours (group commit)
               against the baseline of one SQLite commit per message. Durability is checked after
-              each run: every task is `done` exactly once in the state file.
+              each run, and the script exits non-zero when it fails: every task is `done` exactly
+              once in the state file and objects.jsonl has one line per task.
   heartbeat   W idle workers heartbeating once a second: broker CPU, and the round-trip time of a
               probe message under that load against an idle broker.
 
@@ -18,7 +19,6 @@ import json
 import multiprocessing as mp
 import os
 import re
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -32,16 +32,12 @@ sys.path.insert(0, str(REPO))
 
 import zmq  # noqa: E402
 
+from bench_common import run_header  # noqa: E402
 from farm import protocol as P  # noqa: E402
 from farm.client import Client, ClientError  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -191,6 +187,19 @@ def run_throughput(tasks: int, workers: int, procs: int, group_commit: int, fsyn
             "durable_done": done_tasks, "duplicated": dup, "objects_jsonl_lines": lines}
 
 
+def check_durable(run: dict) -> None:
+    """Exit non-zero unless every task is done exactly once and objects.jsonl has a line per task."""
+    problems = []
+    if run["durable_done"] != run["tasks"]:
+        problems.append(f"{run['durable_done']} of {run['tasks']} tasks done in the state file")
+    if run["duplicated"]:
+        problems.append(f"{run['duplicated']} tasks done more than once")
+    if run["objects_jsonl_lines"] != run["tasks"]:
+        problems.append(f"objects.jsonl has {run['objects_jsonl_lines']} lines for {run['tasks']} tasks")
+    if problems:
+        raise SystemExit("error: durability check failed: " + "; ".join(problems))
+
+
 # --- heartbeats --------------------------------------------------------------------------------
 def probe_rtt(addr: str, n: int = 200, gap: float = 0.02) -> list[float]:
     """Round trip of an unknown peer's HEARTBEAT -> RECONNECT (one trip through the broker loop)."""
@@ -257,16 +266,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.tasks, args.baseline_tasks, args.hb_workers, args.seconds = 2000, 500, 100, 2.0
-    print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+    print(run_header())
     if args.what in ("throughput", "all"):
         base = run_throughput(args.baseline_tasks or args.tasks, args.workers, args.procs, group_commit=1, fsync=False)
         print("baseline (a commit per message):", json.dumps(base))
+        check_durable(base)
         ours = run_throughput(args.tasks, args.workers, args.procs, group_commit=4096, fsync=False)
         print("ours (group commit):            ", json.dumps(ours))
+        check_durable(ours)
         full = run_throughput(args.tasks, args.workers, args.procs, group_commit=4096, fsync=True)
         print("ours, synchronous=FULL (--fsync):", json.dumps(full))
-        for r in (base, ours, full):
-            assert r["durable_done"] == r["tasks"] and r["duplicated"] == 0, r
+        check_durable(full)
         print(f"throughput: {ours['tasks_per_s']:.0f} tasks/s vs baseline {base['tasks_per_s']:.0f} tasks/s "
               f"= {ours['tasks_per_s'] / base['tasks_per_s']:.1f}x (target >= 5000 with {args.workers} workers); "
               f"with fsync {full['tasks_per_s']:.0f} tasks/s")

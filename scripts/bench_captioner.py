@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +33,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from bench_common import cpu_name, run_header  # noqa: E402
 
 SMOLVLM_LIKE = dict(hidden=576, layers=30, heads=9, kv_heads=3, intermediate=1536, vision_hidden=384,
                     vision_layers=6, vision_heads=6, vision_intermediate=1536, image_size=224, patch_size=32,
@@ -72,18 +72,9 @@ def make_dataset(root: Path, images: int, views: int, size: int) -> list:
     return tasks
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def build_default_model(work: Path) -> str:
-    from captioner.testing import build_llava, count_parameters
+    # the tests' builder of random-weight models (no download); REPO is on sys.path
+    from tests.captioner.tiny_models import build_llava, count_parameters
 
     t0 = time.perf_counter()
     model = str(build_llava(work / "model", **SMOLVLM_LIKE))
@@ -101,7 +92,7 @@ def bench_batching(args, model: str, work: Path) -> dict:
 
     backend = load_backend(model, device=args.device)
     backend.generation = GenerationSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
-    backend._gen_config.min_new_tokens = args.max_new_tokens  # equal work at every batch size
+    backend.generation_config.min_new_tokens = args.max_new_tokens  # equal work at every batch size
     params = sum(p.numel() for p in backend.model.parameters())
     label = "random SmolVLM-sized LLaVA" if args.model is None else args.model
     results = {"model": describe(backend).replace(str(model), label), "parameters_m": round(params / 1e6, 1),
@@ -204,6 +195,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    print(run_header(), flush=True)
     if args.torch_threads:
         import torch
 

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_common import RESULT_PREFIX, command_line, machine, run_child, write_block
 
 REPO = Path(__file__).resolve().parent.parent
 CATEGORIES = ["rocking_chair", "airliner", "teapot", "mug", "remote control", "duck", "can", "box"]
@@ -126,22 +125,19 @@ t0 = time.perf_counter()
 {body}
 result["seconds"] = time.perf_counter() - t0
 result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps(result))
+print({prefix!r} + json.dumps(result))
 """
 
 BARE = """
 import json, resource, sys
 sys.path.insert(0, {repo!r})
-import farm.dataset, farm.dataset.validate, captioner.prompts, farm.metadata, blender_addon.rig.fileio
-print(json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+import farm.dataset, farm.dataset.validate, blender_addon.contract.categories, farm.metadata, blender_addon.rig.fileio
+print({prefix!r} + json.dumps({{"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
 
 def run_phase(code: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"phase failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(code)[1]
 
 
 def markdown(args, made, results, bare) -> str:
@@ -158,7 +154,7 @@ def markdown(args, made, results, bare) -> str:
     return "\n".join([
         "## Dataset",
         "",
-        f"`python scripts/bench_dataset.py --objects {args.objects} --views {args.views}`: a synthetic OUT of "
+        f"`{command_line()}`: a synthetic OUT of "
         f"{args.objects:,} objects x {args.views} views = {made['records']:,} records over the three sources "
         f"({files}; captions.json and a marker per object; made in {made['seconds']:.0f} s, not timed). "
         "Each phase runs in a fresh process; peak RSS includes the interpreter and imports "
@@ -166,31 +162,12 @@ def markdown(args, made, results, bare) -> str:
         "",
         *rows,
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared; 1-min load average "
-        f"{os.getloadavg()[0]:.1f} at the end), Python {platform.python_version()}. The baseline is the plain way in the same run: build = "
+        f"Machine: {machine()} (at the end). The baseline is the plain way in the same run: build = "
         "`list(iter_metadata_records)` + `json.dump`; validate = `json.load` + sets + `os.path.exists` per record. "
         "The streaming validate checks more than that baseline (every captions.json, each caption against its "
         "category, view counts on disk), in about the same time.",
         "",
     ])
-
-
-def update_section(path: Path, section: str) -> None:
-    begin, end = "<!-- bench_dataset:begin -->", "<!-- bench_dataset:end -->"
-    block = f"{begin}\n{section}{end}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        text = head + block + rest.split(end, 1)[1].lstrip("\n")
-    elif "\n## Dataset\n" in text:  # replace the placeholder section, up to the next heading
-        head, rest = text.split("\n## Dataset\n", 1)
-        tail = rest.split("\n## ", 1)[1] if "\n## " in rest else ""
-        text = head + "\n" + block + ("\n## " + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -212,10 +189,11 @@ def main() -> None:
         print(f"making {args.objects:,} x {args.views} in {out} ...", file=sys.stderr)
         made = make_out(out, args.objects, args.views, not args.no_files)
         print(f"  made in {made['seconds']:.1f} s", file=sys.stderr)
-        bare = run_phase(BARE.format(repo=str(REPO)))
+        bare = run_phase(BARE.format(repo=str(REPO), prefix=RESULT_PREFIX))
         results = {}
         for name in ("build", "validate", "baseline_build", "baseline_validate"):
-            code = RUNNER.format(repo=str(REPO), out=str(out), check_files=not args.no_files, body=PHASES[name])
+            code = RUNNER.format(repo=str(REPO), out=str(out), check_files=not args.no_files, body=PHASES[name],
+                                 prefix=RESULT_PREFIX)
             results[name] = run_phase(code)
             r = results[name]
             print(f"  {name:18s} {r['records']:>10,} records  {r['seconds']:6.1f} s  {r['peak_rss_mb']:7.0f} MB",
@@ -223,7 +201,7 @@ def main() -> None:
         section = markdown(args, made, results, bare)
         print(section)
         if args.update:
-            update_section(Path(args.update), section)
+            write_block("bench_dataset", section, Path(args.update))
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

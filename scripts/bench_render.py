@@ -9,24 +9,21 @@
   differs.
 
 Each method runs `--repeat` times, interleaved, and the best (least disturbed) wall time counts,
-since the machine is shared. The table goes to stdout and, with --write, into BENCHMARKS.md's
-"Rendering" section.
+since the machine is shared. The result, headed by the exact command line and the machine, goes to
+stdout and, with --write, into its block of BENCHMARKS.md ("Rendering").
 
-    python scripts/bench_render.py --write
+    python scripts/bench_render.py --samples 8 --also 128:8:off --write
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_common import REPO, run_child, run_header, write_block
+
 sys.path.insert(0, str(REPO))
 
 from blender_addon.rig.cameras import c2w_from_view  # noqa: E402
@@ -48,7 +45,7 @@ out = []
 for i, asset in enumerate(args["assets"]):
     result = render_asset(asset, spec, f"{{args['out']}}/{{i}}")
     out.append(result.to_dict()["timings"])
-print("BENCH " + json.dumps({{"assets": out}}))
+print("BENCH " + json.dumps({{"assets": out, "bpy": bpy.app.version_string}}))
 """
 
 # The peer: objaverse-rendering's blender_script.py flow, with this benchmark's settings.
@@ -127,21 +124,12 @@ print("BENCH " + json.dumps({{"render_s": render_s, "in_process_s": time.perf_co
 """
 
 
-def _run(code: str, payload: dict) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(payload)], capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("BENCH ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"error: benchmark child failed (rc {proc.returncode}): {proc.stderr.strip()[-800:]}")
-    return wall, json.loads(lines[-1][6:])
-
-
 def run_ours(spec, assets, out: Path) -> dict:
-    wall, data = _run(OURS.format(repo=str(REPO)), {"spec": spec.to_dict(), "assets": [str(a) for a in assets],
-                                                     "out": str(out)})
+    payload = {"spec": spec.to_dict(), "assets": [str(a) for a in assets], "out": str(out)}
+    wall, data = run_child(OURS.format(repo=str(REPO)), json.dumps(payload))
     render_s = sum(t["render_s"] for t in data["assets"])
-    return {"wall_s": wall, "render_s": render_s, "in_asset_s": sum(t["total_s"] for t in data["assets"])}
+    return {"wall_s": wall, "render_s": render_s, "in_asset_s": sum(t["total_s"] for t in data["assets"]),
+            "bpy": data["bpy"]}
 
 
 def run_peer(spec, assets, out: Path) -> dict:
@@ -158,7 +146,7 @@ def run_peer(spec, assets, out: Path) -> dict:
             "render": {k: getattr(spec.render, k) for k in ("samples", "denoise", "resolution_x", "resolution_y")},
             "lens_mm": spec.camera.lens_mm, "sensor_width_mm": spec.camera.sensor_width_mm,
         }
-        w, data = _run(PEER.format(), payload)
+        w, data = run_child(PEER.format(), json.dumps(payload))
         wall += w
         render_s += data["render_s"]
     return {"wall_s": wall, "render_s": render_s}
@@ -168,7 +156,7 @@ def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["wall_s"])
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assets", nargs="*", type=Path, help="GLB files (default: examples/assets/*.glb)")
     parser.add_argument("--preset", default="mvcap")
@@ -180,85 +168,101 @@ def main(argv=None) -> int:
     parser.add_argument("--also", action="append", default=[], metavar="PX:SAMPLES:on|off",
                         help="also compare ours and the peer at these settings (repeatable), to show how "
                              "the ratio depends on the per-view render cost")
-    parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args(argv)
     try:
-        extra = [(int(px), int(spp), flag == "on") for px, spp, flag in (a.split(":") for a in args.also)]
+        args.also = [(int(px), int(spp), flag == "on") for px, spp, flag in (a.split(":") for a in args.also)]
     except ValueError:
-        print("error: --also: expected PX:SAMPLES:on|off, e.g. 64:8:off", file=sys.stderr)
-        return 2
-    assets = args.assets or DEFAULT_ASSETS
-    if not assets:
-        print("error: no assets (examples/assets/*.glb is empty)", file=sys.stderr)
-        return 2
-    base = load_preset(args.preset)
+        parser.error("--also: expected PX:SAMPLES:on|off, e.g. 64:8:off")
+    args.assets = args.assets or DEFAULT_ASSETS
+    if not args.assets:
+        parser.error("no assets (examples/assets/*.glb is empty)")
+    return args
+
+
+def measure(args, base) -> dict:
+    """Every run the report needs: the interleaved comparison, the long run and the --also sweep."""
     spec = base.with_overrides(views=args.views, resolution=args.resolution, samples=args.samples)
     long_spec = base.with_overrides(views=args.long_views, resolution=args.resolution, samples=args.samples)
-    n = len(assets)
-
-    ours_runs, peer_runs = [], []
+    ours_runs, peer_runs, sweep = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench_render_") as tmp:
         tmp = Path(tmp)
         for r in range(args.repeat):
-            ours_runs.append(run_ours(spec, assets, tmp / f"ours{r}"))
-            peer_runs.append(run_peer(spec, assets, tmp / f"peer{r}"))
+            ours_runs.append(run_ours(spec, args.assets, tmp / f"ours{r}"))
+            peer_runs.append(run_peer(spec, args.assets, tmp / f"peer{r}"))
             print(f"repeat {r + 1}: ours {ours_runs[-1]['wall_s']:.1f} s, peer {peer_runs[-1]['wall_s']:.1f} s",
                   file=sys.stderr)
-        long_run = best([run_ours(long_spec, assets, tmp / f"long{r}") for r in range(args.repeat)])
-        sweep = []
-        for px, spp, denoise in extra:
+        long_run = best([run_ours(long_spec, args.assets, tmp / f"long{r}") for r in range(args.repeat)])
+        for px, spp, denoise in args.also:
             other = base.with_overrides(views=args.views, resolution=px, samples=spp)
             other.render.denoise = denoise
-            o = best([run_ours(other, assets, tmp / f"sweep-ours{r}") for r in range(args.repeat)])
-            p = best([run_peer(other, assets, tmp / f"sweep-peer{r}") for r in range(args.repeat)])
+            o = best([run_ours(other, args.assets, tmp / f"sweep-ours{r}") for r in range(args.repeat)])
+            p = best([run_peer(other, args.assets, tmp / f"sweep-peer{r}") for r in range(args.repeat)])
             sweep.append((px, spp, denoise, o, p))
             print(f"{px} px {spp} spp denoise {denoise}: ours {o['wall_s']:.1f} s, peer {p['wall_s']:.1f} s",
                   file=sys.stderr)
-    ours, peer = best(ours_runs), best(peer_runs)
+    return {"spec": spec, "ours_runs": ours_runs, "peer_runs": peer_runs, "long": long_run, "sweep": sweep}
 
-    views = n * args.views
+
+def table_rows(args, m: dict) -> list:
+    n = len(args.assets)
+    ours, peer, long_run = best(m["ours_runs"]), best(m["peer_runs"]), m["long"]
+    views, long_views = n * args.views, n * args.long_views
     ours_vps, peer_vps = views / ours["wall_s"], views / peer["wall_s"]
-    long_views = n * args.long_views
     fraction = long_run["render_s"] / long_run["wall_s"]
-    fraction_in_asset = long_run["render_s"] / long_run["in_asset_s"]
     rows = [
         ("render_asset (one process, one scene per asset)", views, ours["wall_s"], ours_vps,
          f"{ours_vps / peer_vps:.2f}x", f"{ours['render_s'] / ours['wall_s']:.0%}"),
         ("peer: fresh python+bpy per object, render.render per view", views, peer["wall_s"], peer_vps, "1.00x",
          f"{peer['render_s'] / peer['wall_s']:.0%}"),
         (f"render_asset, {args.long_views}-view {args.preset} spec", long_views, long_run["wall_s"],
-         long_views / long_run["wall_s"], "", f"{fraction:.0%} (in render_asset: {fraction_in_asset:.0%})"),
+         long_views / long_run["wall_s"], "",
+         f"{fraction:.0%} (in render_asset: {long_run['render_s'] / long_run['in_asset_s']:.0%})"),
     ]
-    for px, spp, denoise, o, p in sweep:
-        v = n * args.views
+    for px, spp, denoise, o, p in m["sweep"]:
         rows.append((f"same comparison at {px}x{px} px, {spp} samples, denoise {'on' if denoise else 'off'}: "
-                     f"render_asset / peer", v, o["wall_s"], v / o["wall_s"], f"{p['wall_s'] / o['wall_s']:.2f}x",
-                     f"peer {p['wall_s']:.1f} s, {v / p['wall_s']:.2f} views/s"))
-    table = format_table(rows)
-    speedup_ok = ours_vps / peer_vps >= 1.5
-    fraction_ok = fraction >= 0.90
-    verdict = (f"- {args.views} views: render_asset is {ours_vps / peer_vps:.2f}x the peer "
-               f"(target >= 1.5x: {'met' if speedup_ok else 'MISSED'}).\n"
-               f"- {args.long_views} views: {fraction:.0%} of the whole run's wall time is inside "
-               f"bpy.ops.render.render ({fraction_in_asset:.0%} of render_asset's own time) "
-               f"(target >= 90%: {'met' if fraction_ok else 'MISSED'}).\n"
-               f"- Why the ratio is what it is: per object the peer spends "
-               f"{(peer['wall_s'] - ours['wall_s']) / n:.2f} s more (a fresh Python, bpy import, scene set-up, "
-               f"no persistent render data), while one view costs about {ours['render_s'] / views:.2f} s of "
-               f"rendering either way ({peer['render_s'] / views:.2f} s for the peer). The saving is per object, "
-               f"so the ratio grows as views get cheaper (the 'same comparison' rows) and shrinks as they get "
-               f"dearer.")
+                     f"render_asset / peer", views, o["wall_s"], views / o["wall_s"],
+                     f"{p['wall_s'] / o['wall_s']:.2f}x", f"peer {p['wall_s']:.1f} s, {views / p['wall_s']:.2f} views/s"))
+    return rows
+
+
+def verdict(args, m: dict) -> str:
+    n = len(args.assets)
+    ours, peer, long_run = best(m["ours_runs"]), best(m["peer_runs"]), m["long"]
+    views = n * args.views
+    speedup = peer["wall_s"] / ours["wall_s"]
+    fraction = long_run["render_s"] / long_run["wall_s"]
+    return (f"- {args.views} views: render_asset is {speedup:.2f}x the peer "
+            f"(target >= 1.5x: {'met' if speedup >= 1.5 else 'MISSED'}).\n"
+            f"- {args.long_views} views: {fraction:.0%} of the whole run's wall time is inside "
+            f"bpy.ops.render.render ({long_run['render_s'] / long_run['in_asset_s']:.0%} of render_asset's own "
+            f"time) (target >= 90%: {'met' if fraction >= 0.90 else 'MISSED'}).\n"
+            f"- Why the ratio is what it is: per object the peer spends "
+            f"{(peer['wall_s'] - ours['wall_s']) / n:.2f} s more (a fresh Python, bpy import, scene set-up, "
+            f"no persistent render data), while one view costs about {ours['render_s'] / views:.2f} s of "
+            f"rendering either way ({peer['render_s'] / views:.2f} s for the peer). The saving is per object, "
+            f"so the ratio grows as views get cheaper (the 'same comparison' rows) and shrinks as they get "
+            f"dearer.")
+
+
+def report(args, m: dict) -> str:
+    spec, n = m["spec"], len(args.assets)
+    head = f"Command: {run_header()}; Cycles CPU, bpy {best(m['ours_runs'])['bpy']}."
     settings = (f"Settings: preset `{args.preset}` with {args.resolution}x{args.resolution} px, {args.samples} "
                 f"samples, denoise {'on' if spec.render.denoise else 'off'}, Cycles CPU, {n} assets "
-                f"({', '.join(a.name for a in assets)}), best of {args.repeat} interleaved runs. "
+                f"({', '.join(a.name for a in args.assets)}), best of {args.repeat} interleaved runs. "
                 f"Wall time includes starting Python and importing bpy (once for render_asset, once per "
                 f"object for the peer). Every run's wall time (s), to show the noise of a shared machine: "
-                f"render_asset {_walls(ours_runs)}; peer {_walls(peer_runs)}.")
-    print(table)
-    print(verdict)
-    print(settings)
+                f"render_asset {_walls(m['ours_runs'])}; peer {_walls(m['peer_runs'])}.")
+    return f"{head}\n\n{settings}\n\n{format_table(table_rows(args, m))}\n\n{verdict(args, m)}\n"
+
+
+def main() -> int:
+    args = parse_args(sys.argv[1:])
+    text = report(args, measure(args, load_preset(args.preset)))
+    print(text)
     if args.write:
-        write_section(table, verdict, settings)
+        write_block("bench_render", text)
     return 0
 
 
@@ -272,27 +276,6 @@ def format_table(rows) -> str:
     for name, views, wall, vps, ratio, frac in rows:
         lines.append(f"| {name} | {views} | {wall:.1f} | {vps:.2f} | {ratio} | {frac} |")
     return "\n".join(lines)
-
-
-def write_section(table: str, verdict: str, settings: str) -> None:
-    """Replace (or append) the '## Rendering' section of BENCHMARKS.md, leaving the rest alone."""
-    import bpy  # only for the version line; imported here so --help stays fast
-
-    path = REPO / "BENCHMARKS.md"
-    machine = (f"Machine: {os.cpu_count()}-core CPU ({platform.processor() or platform.machine()}), shared with "
-               f"other work; Cycles CPU; bpy {bpy.app.version_string}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-               f"by `python scripts/bench_render.py --write`.")
-    section = f"## Rendering\n\n{machine}\n\n{settings}\n\n{table}\n\n{verdict}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = text.find("## Rendering")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end:] if end >= 0 else "")
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -22,21 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_common import run_header  # noqa: E402
 from farm.broker import Broker  # noqa: E402
 from farm.client import Client  # noqa: E402
+from farm.render_child import read_rss_mb  # noqa: E402
 from farm.sources import resolve_assets  # noqa: E402
 
 SHARED = Path(os.environ.get("MVCAP_SHARED", REPO.parent / "shared"))
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def children(pid: int) -> list[int]:
@@ -83,7 +75,7 @@ def run(n: int, max_tasks: int, glbs: list[Path]) -> dict:
                 done = broker.stats["completed"] + broker.stats["failed"]
                 kids = children(worker.pid)
                 child_pids.update(kids)
-                rss = sum(rss_mb(k) for k in kids)
+                rss = sum(read_rss_mb(k) for k in kids)
                 if kids and rss:
                     samples.append((done, rss))
                 if done >= n:
@@ -120,7 +112,8 @@ def main() -> None:
     glbs = sorted((SHARED / "assets" / "glb").glob("*.glb"))
     if not glbs:
         sys.exit(f"no test assets under {SHARED / 'assets' / 'glb'} (set MVCAP_SHARED)")
-    print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}, assets: {[g.name for g in glbs]}")
+    print(run_header())
+    print(f"assets: {[g.name for g in glbs]}")
     ours = run(args.assets, args.max_tasks, glbs)
     print("ours (recycled):   ", json.dumps(ours))
     if not args.skip_baseline:

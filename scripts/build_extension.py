@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Build the Blender 4.2+ extension zip of the add-on: blender_addon/ plus a generated
-blender_manifest.toml and the pyzmq wheels the farm link needs.
+"""Build the add-on's two zips into dist/.
 
-    python scripts/build_extension.py [-o dist/] [--platforms linux-x64,windows-x64,...]
+- mvcap_studio-VERSION.zip: the Blender 4.2+ extension (Preferences > Get Extensions > Install
+  from Disk): blender_addon/ plus a generated blender_manifest.toml and the pyzmq and Pillow
+  wheels (farm link, Render All Views) that Blender installs with it;
+- mvcap_studio-VERSION-legacy.zip: the same package in an `mvcap_studio/` folder, for Blender 3.4
+  to 4.1 (Preferences > Add-ons > Install). It bundles no wheels: see the README.
 
-The same files also install as a legacy add-on (bl_info) on Blender 3.4 to 4.1.
+    python3 scripts/build_extension.py [-o dist/] [--platforms linux-x64,...] [--only legacy|extension]
+
+Any Python 3.8+ with pip runs it, the system one too; wheels are downloaded once into --wheel-cache.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 ADDON = REPO / "blender_addon"
 EXT_ID = "mvcap_studio"
 PYTHON = "3.11"  # Blender 4.2 to 5.0 bundle Python 3.11
+# Wheels the extension bundles (distribution -> version): pyzmq for the farm link, Pillow for
+# Render All Views (scene.render reads each view's alpha with it). Blender bundles numpy.
+BUNDLED = {"pyzmq": "27.3.0", "pillow": "13.0.0"}
 # Blender platform -> pip --platform tags (pip picks the best wheel among them)
 PLATFORMS = {
     "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
@@ -78,23 +86,23 @@ def manifest(info: dict, wheels: list[str], platforms: list[str]) -> str:
     return "\n".join(lines)
 
 
-def download_wheels(platforms: list[str], version: str, cache: Path) -> list[Path]:
-    """One pyzmq wheel per platform (cp311), from the cache or `pip download`."""
+def download_wheels(platforms: list[str], dist: str, version: str, cache: Path) -> list[Path]:
+    """One wheel of `dist` per platform (cp311), from the cache or `pip download`."""
     wheels: list[Path] = []
     for plat in platforms:
         folder = cache / plat
-        found = sorted(folder.glob(f"pyzmq-{version}-*.whl")) if folder.is_dir() else []
+        found = sorted(folder.glob(f"{dist}-{version}-*.whl")) if folder.is_dir() else []
         if not found:
-            cmd = [sys.executable, "-m", "pip", "download", f"pyzmq=={version}", "--no-deps", "--only-binary=:all:",
+            cmd = [sys.executable, "-m", "pip", "download", f"{dist}=={version}", "--no-deps", "--only-binary=:all:",
                    "--python-version", PYTHON, "--implementation", "cp", "--abi", "cp" + PYTHON.replace(".", ""),
                    "--quiet", "--disable-pip-version-check", "-d", str(folder)]
             for tag in PLATFORMS[plat]:
                 cmd += ["--platform", tag]
             proc = subprocess.run(cmd, capture_output=True, text=True)
-            found = sorted(folder.glob(f"pyzmq-{version}-*.whl"))
+            found = sorted(folder.glob(f"{dist}-{version}-*.whl"))
             if proc.returncode != 0 or not found:
                 reason = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
-                raise SystemExit(f"error: cannot download pyzmq {version} for {plat}: {reason}")
+                raise SystemExit(f"error: cannot download {dist} {version} for {plat}: {reason}")
         wheels.append(found[-1])
     return list({w.name: w for w in wheels}.values())  # a universal2 wheel may serve two platforms
 
@@ -109,37 +117,59 @@ def addon_files():
         yield path, rel.as_posix()
 
 
-def build(out_dir: Path, platforms: list[str], pyzmq_version: str, cache: Path) -> Path:
+def build_extension(out_dir: Path, platforms: list[str], versions: dict[str, str], cache: Path) -> Path:
     info = bl_info()
-    wheels = download_wheels(platforms, pyzmq_version, cache)
-    version = ".".join(str(v) for v in info["version"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{EXT_ID}-{version}.zip"
-    tmp = target.with_suffix(".zip.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    wheels = [w for dist, version in versions.items() for w in download_wheels(platforms, dist, version, cache)]
+    target = out_dir / f"{EXT_ID}-{_version(info)}.zip"
+    with _ZipWriter(target) as zf:
         zf.writestr("blender_manifest.toml", manifest(info, [w.name for w in wheels], platforms))
         for path, rel in addon_files():
             zf.write(path, rel)
         for wheel in wheels:
             zf.write(wheel, "wheels/" + wheel.name)
-    tmp.replace(target)
     return target
 
 
-def _installed_pyzmq() -> str:
-    try:
-        from importlib.metadata import version
-        return version("pyzmq")
-    except Exception:
-        raise SystemExit("error: pyzmq is not installed here; pass --pyzmq-version") from None
+def build_legacy(out_dir: Path) -> Path:
+    """The package in a folder named as the module: what Blender 3.4-4.1's Install button expects."""
+    target = out_dir / f"{EXT_ID}-{_version(bl_info())}-legacy.zip"
+    with _ZipWriter(target) as zf:
+        for path, rel in addon_files():
+            zf.write(path, f"{EXT_ID}/{rel}")
+    return target
+
+
+def _version(info: dict) -> str:
+    return ".".join(str(v) for v in info["version"])
+
+
+class _ZipWriter:
+    """A zip written under a temporary name and renamed once complete."""
+
+    def __init__(self, target: Path):
+        self.target, self.tmp = target, target.with_suffix(".zip.tmp")
+
+    def __enter__(self) -> zipfile.ZipFile:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.zf = zipfile.ZipFile(self.tmp, "w", zipfile.ZIP_DEFLATED)
+        return self.zf
+
+    def __exit__(self, exc_type, *_):
+        self.zf.close()
+        if exc_type is None:
+            self.tmp.replace(self.target)
+        else:
+            self.tmp.unlink()
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", type=Path, default=REPO / "dist", help="output folder (default dist/)")
+    ap.add_argument("--only", choices=("extension", "legacy"), help="build one of the two zips")
     ap.add_argument("--platforms", default=",".join(DEFAULT_PLATFORMS),
-                    help=f"comma-separated Blender platforms; known: {', '.join(PLATFORMS)}")
-    ap.add_argument("--pyzmq-version", default=None, help="pyzmq to bundle (default: the installed one)")
+                    help=f"comma-separated Blender platforms of the extension; known: {', '.join(PLATFORMS)}")
+    ap.add_argument("--pyzmq-version", default=BUNDLED["pyzmq"], help="pyzmq to bundle (default %(default)s)")
+    ap.add_argument("--pillow-version", default=BUNDLED["pillow"], help="Pillow to bundle (default %(default)s)")
     ap.add_argument("--wheel-cache", type=Path, default=REPO / "dist" / "wheel-cache",
                     help="where downloaded wheels are kept between builds")
     args = ap.parse_args(argv)
@@ -147,8 +177,11 @@ def main(argv=None) -> int:
     unknown = [p for p in platforms if p not in PLATFORMS]
     if unknown or not platforms:
         ap.error(f"--platforms: {', '.join(unknown) or 'empty'} unknown; known: {', '.join(PLATFORMS)}")
-    target = build(args.out, platforms, args.pyzmq_version or _installed_pyzmq(), args.wheel_cache)
-    print(target)
+    if args.only != "legacy":
+        versions = {"pyzmq": args.pyzmq_version, "pillow": args.pillow_version}
+        print(build_extension(args.out, platforms, versions, args.wheel_cache))
+    if args.only != "extension":
+        print(build_legacy(args.out))
     return 0
 
 

@@ -109,14 +109,30 @@ def _area_top(spec: ViewSpec, rng: np.random.Generator | None, c2w: np.ndarray |
 
 
 def _random_area(spec: ViewSpec, rng: np.random.Generator | None, c2w: np.ndarray | None) -> tuple:
-    # cvlab-columbia/zero123: the same 100 m AREA light at x,y in [-1,1], z in [0.5,1.5] per object;
-    # z is lifted by 1.5 here, above any normalised object (see OVERHEAD_LIGHT_HEIGHT).
-    # Its 300-600 W would be near black; its renders were lit by Blender's default point light,
-    # which the script never deleted. The energy range is scaled to area_top's exposure instead.
-    height = OVERHEAD_LIGHT_HEIGHT + _draw(rng, 0.0, 1.0, 0.5)
-    location = (_draw(rng, -1.0, 1.0, 0.0), _draw(rng, -1.0, 1.0, 0.0), height)
-    energy = _draw(rng, 15000.0, 30000.0, 22500.0)
+    # cvlab-columbia/zero123 randomize_lighting(): a 100 m AREA light (scale 100 on light_add's 1 m),
+    # 300-600 W, at x, y in [-1, 1] and z in [0.5, 1.5], drawn in that order once per object. So dim
+    # a light gives little: zero123's renders were lit mostly by Blender's default point light,
+    # which its script never deleted (lighting.default_point_light).
+    energy = _draw(rng, 300.0, 600.0, 450.0)
+    location = (_draw(rng, -1.0, 1.0, 0.0), _draw(rng, -1.0, 1.0, 0.0), _draw(rng, 0.5, 1.5, 1.0))
     return [LightDef("AREA", location, POINTING_DOWN, energy, 100.0, name="Area_Random")], _ambient_world()
+
+
+# Blender's factory-startup "Light" (the same since 2.80; read from bpy 5.0.1's startup file).
+BLENDER_DEFAULT_POINT_LIGHT = LightDef(
+    "POINT", (4.076245, 1.005454, 5.903862), (0.650328, 0.055217, 1.866391), 1000.0, 0.1, name="Default_Light",
+)
+# Blender 3.x's soft size for a light made with bpy.data.lights.new (DNA default area_size).
+BLENDER_NEW_LIGHT_SIZE = 0.25
+
+
+def _trellis(spec: ViewSpec, rng: np.random.Generator | None, c2w: np.ndarray | None) -> tuple:
+    # microsoft/TRELLIS dataset_toolkits/blender_script/render.py init_lighting(): a 1000 W point
+    # at (4, 1, 6) and a 10000 W AREA light of 0.25 m x scale 100 = 25 m at z = 10, facing down.
+    # Its third light, 1000 W at z = -10 facing down (-Z), faces away from the object and is left out.
+    point = LightDef("POINT", (4.0, 1.0, 6.0), (0.0, 0.0, 0.0), 1000.0, BLENDER_NEW_LIGHT_SIZE, name="Default_Light")
+    top = LightDef("AREA", (0.0, 0.0, 10.0), POINTING_DOWN, 10000.0, 100.0 * BLENDER_NEW_LIGHT_SIZE, name="Top_Light")
+    return [point, top], _ambient_world()
 
 
 # (name, azimuth, elevation, brightness target): a studio rig around the object's front (-Y).
@@ -199,6 +215,7 @@ PRESET_BUILDERS: dict[str, Callable[..., tuple[list[LightDef], WorldDef]]] = {
     "random_area": _random_area,
     "hdri": _hdri,
     "camera_headlight": _camera_headlight,
+    "trellis": _trellis,
 }
 # the world is the light source here, so lighting.strength scales it
 WORLD_LIT_PRESETS = ("uniform", "hdri")
@@ -233,6 +250,8 @@ def lights_for(
         rng = rng_for(spec.seed, uid, "lighting", view.index)
 
     lights, world = PRESET_BUILDERS[lighting.preset](spec, rng, None if c2w is None else np.asarray(c2w, float))
+    if lighting.default_point_light:
+        lights = [*lights, BLENDER_DEFAULT_POINT_LIGHT]
     tint = tuple(float(c) for c in lighting.color)
     lights = [
         replace(light, energy=light.energy * lighting.strength, color=tuple(a * b for a, b in zip(light.color, tint)))

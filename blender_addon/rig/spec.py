@@ -16,9 +16,17 @@ from typing import Any
 
 from .fileio import atomic_write_text
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
+# Version 1 specs load as version 2: the fields are the same, but version 2 draws every random
+# camera quantity per view, so view k does not depend on the number of views. A version-1 spec
+# therefore renders other poses than it did under version 1 (see CHANGELOG.md).
+UPGRADABLE_VERSIONS = (1,)
 
-PATTERNS = ("ring", "hemisphere_random", "sphere_random", "fibonacci", "hammersley", "explicit")
+PATTERNS = (
+    "ring", "hemisphere_random", "sphere_random", "fibonacci", "hammersley", "explicit",
+    # the peers' own samplers, kept for faithful presets (see patterns.py)
+    "cube_normalized_random", "ring_random_elevation", "trellis_hammersley",
+)
 DISTANCE_MODES = ("fixed", "range", "auto")
 LIGHTING_PRESETS = (
     "area_top",
@@ -28,11 +36,33 @@ LIGHTING_PRESETS = (
     "random_area",
     "hdri",
     "camera_headlight",
+    "trellis",
 )
 RANDOMIZE_SCOPES = ("none", "object", "view")
 NORMALIZE_MODES = ("unit_box", "unit_sphere", "none")
 ENGINES = ("cycles", "eevee")
 FILE_FORMATS = ("PNG", "JPEG")
+# What a render writes beside transforms.json: the views ("rgba"), pose files for peers' loaders,
+# and extra passes (Cycles only). See rig/peer_outputs.py and rig/pass_files.py.
+POSE_OUTPUTS = ("npy_poses", "trellis_transforms", "syncdreamer_meta")
+PASS_OUTPUTS = ("depth", "normal", "albedo", "mask")
+OUTPUTS = ("rgba", *POSE_OUTPUTS, *PASS_OUTPUTS)
+# Colour management, named as in Blender. Looks are version-neutral: AgX's own carry an "AgX - "
+# prefix in Blender, and its neutral one is called "Base Contrast" there (see scene/color.py).
+VIEW_TRANSFORMS = ("Standard", "Filmic", "AgX")
+LOOKS = (
+    "None", "Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",
+    "Medium Low Contrast", "Low Contrast", "Very Low Contrast", "Punchy", "Greyscale",
+)
+FILTER_TYPES = ("blackman_harris", "gaussian", "box")
+DENOISERS = ("oidn", "optix")
+DENOISE_PREFILTERS = ("accurate", "fast", "none")
+DENOISE_QUALITIES = ("high", "balanced", "fast")
+DENOISE_INPUT_PASSES = ("rgb", "rgb_albedo", "rgb_albedo_normal")
+BOUNCE_FIELDS = (
+    "max_bounces", "diffuse_bounces", "glossy_bounces", "transmission_bounces",
+    "transparent_max_bounces", "volume_bounces",
+)
 
 
 class SpecError(ValueError):
@@ -74,6 +104,8 @@ class LightingSpec:
     hdri_path: str = ""
     hdri_strength: float = 1.0
     hdri_random_rotation: bool = True
+    # Blender's factory-startup point light (1000 W), which scripts that never delete it render with
+    default_point_light: bool = False
 
 
 @dataclass
@@ -98,6 +130,33 @@ class RenderSpec:
     denoise: bool = False
     file_format: str = "PNG"
     timeout_s: float = 600.0
+    # Colour: how scene light becomes pixel values. Standard shows glTF base colours as authored.
+    view_transform: str = "Standard"
+    look: str = "None"
+    exposure: float = 0.0
+    # Pixel filter (Cycles; EEVEE takes only the width). Blender's default: 1.5 px Blackman-Harris.
+    filter_type: str = "blackman_harris"
+    filter_width: float = 1.5
+    # Light-path bounces (Cycles). The defaults are objaverse-rendering's; max is Blender's.
+    max_bounces: int = 12
+    diffuse_bounces: int = 1
+    glossy_bounces: int = 1
+    transmission_bounces: int = 3
+    transparent_max_bounces: int = 3
+    volume_bounces: int = 0
+    # Adaptive sampling (Cycles): a pixel stops once its noise is below the threshold;
+    # threshold 0 and min samples 0 let Cycles choose from the sample count.
+    adaptive_sampling: bool = True
+    adaptive_threshold: float = 0.01
+    adaptive_min_samples: int = 0
+    # Denoising (Cycles, when denoise is true; denoise false is "no denoiser").
+    denoiser: str = "oidn"
+    denoise_prefilter: str = "accurate"
+    denoise_quality: str = "high"  # Blender 4.1+; older ones always denoise at their one quality
+    denoise_input_passes: str = "rgb_albedo_normal"
+    light_tree: bool = True  # Cycles 3.5+: many-light sampling
+    # files written per object; "rgba" (the views) is always one of them (OUTPUTS)
+    outputs: list[str] = field(default_factory=lambda: ["rgba"])
 
 
 @dataclass
@@ -191,6 +250,10 @@ def _coerce(path: str, value: Any, annotation: str) -> Any:
         if not isinstance(value, str):
             raise SpecError(f"{path}: expected a string, got {value!r}")
         return value
+    if annotation == "list[str]":
+        if not isinstance(value, list):
+            raise SpecError(f"{path}: expected a list of names, got {value!r}")
+        return [_coerce(f"{path}[{i}]", v, "str") for i, v in enumerate(value)]
     if annotation == "list[float]":
         if not isinstance(value, list):
             raise SpecError(f"{path}: expected a list of numbers, got {value!r}")
@@ -222,14 +285,16 @@ def spec_from_dict(data: Any) -> ViewSpec:
     if unknown:
         raise SpecError(f"{unknown[0]}: unknown field; allowed: {', '.join(top_fields)}")
     version = data.get("version", SPEC_VERSION)
-    if version != SPEC_VERSION:
-        raise SpecError(f"version: unsupported spec version {version!r}; allowed: {SPEC_VERSION}")
+    if isinstance(version, bool) or version not in (SPEC_VERSION, *UPGRADABLE_VERSIONS):
+        allowed = ", ".join(str(v) for v in (*UPGRADABLE_VERSIONS, SPEC_VERSION))
+        raise SpecError(f"version: unsupported spec version {version!r}; allowed: {allowed}")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key in SECTIONS:
             kwargs[key] = _section_from_dict(key, SECTIONS[key], value)
         else:
             kwargs[key] = _coerce(key, value, top_fields[key].type)
+    kwargs["version"] = SPEC_VERSION  # an older version is upgraded (see UPGRADABLE_VERSIONS)
     spec = ViewSpec(**kwargs)
     validate(spec)
     return spec
@@ -304,7 +369,42 @@ def validate(spec: ViewSpec) -> ViewSpec:
     _in_range("render.samples", ren.samples, 1, 65536)
     _one_of("render.file_format", ren.file_format, FILE_FORMATS)
     _in_range("render.timeout_s", ren.timeout_s, 0.0, None, open_lo=True)
+    _validate_render_quality(ren)
+    _validate_outputs(spec)
     return spec
+
+
+def _validate_render_quality(ren: RenderSpec) -> None:
+    """The colour, filter, light-path, sampling and denoising fields (Blender's own limits)."""
+    _one_of("render.view_transform", ren.view_transform, VIEW_TRANSFORMS)
+    _one_of("render.look", ren.look, LOOKS)
+    _in_range("render.exposure", ren.exposure, -32.0, 32.0)
+    _one_of("render.filter_type", ren.filter_type, FILTER_TYPES)
+    _in_range("render.filter_width", ren.filter_width, 0.01, 10.0)
+    for name in BOUNCE_FIELDS:
+        _in_range(f"render.{name}", getattr(ren, name), 0, 1024)
+    _in_range("render.adaptive_threshold", ren.adaptive_threshold, 0.0, 1.0)
+    _in_range("render.adaptive_min_samples", ren.adaptive_min_samples, 0, 4096)
+    _one_of("render.denoiser", ren.denoiser, DENOISERS)
+    _one_of("render.denoise_prefilter", ren.denoise_prefilter, DENOISE_PREFILTERS)
+    _one_of("render.denoise_quality", ren.denoise_quality, DENOISE_QUALITIES)
+    _one_of("render.denoise_input_passes", ren.denoise_input_passes, DENOISE_INPUT_PASSES)
+
+
+def _validate_outputs(spec: ViewSpec) -> None:
+    outputs = spec.render.outputs
+    for i, name in enumerate(outputs):
+        _one_of(f"render.outputs[{i}]", name, OUTPUTS)
+        if name in outputs[:i]:
+            raise SpecError(f"render.outputs[{i}]: {name!r} is listed twice")
+    if "rgba" not in outputs:
+        raise SpecError("render.outputs: must include 'rgba' (the views themselves)")
+    passes = [name for name in outputs if name in PASS_OUTPUTS]
+    if passes and spec.render.engine != "cycles":
+        raise SpecError(f"render.outputs: {passes[0]!r} needs render.engine 'cycles' (EEVEE has no such pass here)")
+    if "trellis_transforms" in outputs and spec.normalize.mode != "unit_box":
+        raise SpecError("render.outputs: 'trellis_transforms' needs normalize.mode 'unit_box' "
+                        "(TRELLIS's aabb is the unit cube)")
 
 
 def _check_color(path: str, color: list[float]) -> None:

@@ -73,6 +73,15 @@ def build_transforms(
     }
 
 
+def record_render(data: dict[str, Any], settings: dict[str, Any], warnings: Sequence[str]) -> dict[str, Any]:
+    """Record how the pixels were formed: `render` holds the settings Blender was given (engine,
+    device, samples, colour, filter, bounces, adaptive sampling, denoiser, light tree; null where
+    the engine has no such setting) and `warnings` each spec setting this Blender could not honour."""
+    data["render"] = dict(settings)
+    data["warnings"] = list(warnings)
+    return data
+
+
 def write_transforms(path: str | os.PathLike, data: dict[str, Any]) -> Path:
     """Write atomically: the file appears under its name only when complete."""
     return atomic_write_json(path, data)

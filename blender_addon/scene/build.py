@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 
 import bpy
 from mathutils import Matrix
 
 from ..rig import cameras
 from ..rig.spec import SpecError
+from . import render_settings
 
 log = logging.getLogger(__name__)
 
@@ -114,30 +116,32 @@ def _probe_gpu(device: str) -> str:
     return "CPU"
 
 
-def configure_render(spec, device: str = "cpu") -> str:
-    """Apply spec.render and spec.background to the scene. Returns the device backend in use."""
+@dataclass
+class RenderSetup:
+    """What configure_render gave Blender: the device backend, the settings as applied (for
+    transforms.json) and the warnings for settings this Blender could not honour."""
+    backend: str
+    settings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def configure_render(spec, device: str = "cpu") -> RenderSetup:
+    """Apply spec.render and spec.background to the scene."""
     scene = bpy.context.scene
     ren, render = spec.render, scene.render
     backend = "CPU"
     if ren.engine == "cycles":
         render.engine = "CYCLES"
         backend = enable_gpu(device)
-        cyc = scene.cycles
-        cyc.device = "CPU" if backend == "CPU" else "GPU"
-        cyc.samples = ren.samples
-        cyc.use_denoising = bool(ren.denoise)
-        if hasattr(cyc, "use_preview_denoising"):
-            cyc.use_preview_denoising = False
-        # objaverse-rendering's bounces: enough for isolated objects, far cheaper than the default 12.
-        cyc.diffuse_bounces, cyc.glossy_bounces = 1, 1
-        cyc.transparent_max_bounces, cyc.transmission_bounces = 3, 3
+        scene.cycles.device = "CPU" if backend == "CPU" else "GPU"
+        applied = render_settings.apply_cycles(scene, ren)
         # Keep BVH, shaders and textures between the views of one asset.
         render.use_persistent_data = True
     else:
         render.engine = eevee_engine_name()
-        scene.eevee.taa_render_samples = ren.samples
         if backend == "CPU" and device != "cpu":
             backend = "GPU"  # EEVEE always renders on the GPU the OpenGL/Vulkan context uses
+        applied = render_settings.apply_eevee(scene, ren)
     render.resolution_x, render.resolution_y = ren.resolution_x, ren.resolution_y
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
@@ -156,13 +160,10 @@ def configure_render(spec, device: str = "cpu") -> str:
     # No compositing or sequencer: nothing to post-process, and 5.0 moved the compositor anyway.
     render.use_compositing = False
     render.use_sequencer = False
-    # Standard view transform: glTF base colours come out as authored on every version
-    # (Filmic was 3.x's default and AgX 4.x's, so the default would differ by version).
-    scene.view_settings.view_transform = "Standard"
-    scene.view_settings.look = "None"
-    scene.view_settings.exposure = 0.0
-    scene.view_settings.gamma = 1.0
-    return backend
+    for warning in applied.warnings:
+        log.warning("%s", warning)
+    return RenderSetup(backend=backend, settings={"engine": ren.engine, "device": backend, **applied.applied},
+                       warnings=list(applied.warnings))
 
 
 def build_camera(spec):

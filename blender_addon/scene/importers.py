@@ -4,15 +4,23 @@ of an importer traceback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import struct
+import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import bpy
 
+from ..rig.asset_refs import asset_roots
 from ..rig.assets import MESH_EXTENSIONS
+from .build import _ASSET_DATA as ASSET_DATA
+from .confine import confined_source, data_snapshot, refuse_outside
 from .errors import AssetError
+
+log = logging.getLogger(__name__)
 
 # Object types that carry renderable surface geometry.
 GEOMETRY_TYPES = {"MESH", "CURVE", "SURFACE", "META", "FONT"}
@@ -77,15 +85,7 @@ def _check_gltf(path: Path) -> None:
     head = _head(path)
     if _looks_like_html(head):
         raise AssetError(f"{path.name}: not a glTF file, it is an HTML page (a failed download?)")
-    doc = _parse_gltf_json(path, path.read_bytes())
-    # A missing buffer makes the importer fail deep inside; say which file is missing.
-    for i, buf in enumerate(doc.get("buffers") or []):
-        uri = buf.get("uri") if isinstance(buf, dict) else None
-        if uri and not uri.startswith("data:"):
-            from urllib.parse import unquote
-
-            if not (path.parent / unquote(uri)).is_file():
-                raise AssetError(f"{path.name}: buffer {i} file '{uri}' is missing")
+    _parse_gltf_json(path, path.read_bytes())
 
 
 def _check_blend(path: Path) -> None:
@@ -169,7 +169,7 @@ _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 _FRAME_LINE = re.compile(r'^File "([^"]+)", line \d+, in (\S+)')
 
 
-def _error_line(exc: BaseException) -> str:
+def operator_error_line(exc: BaseException) -> str:
     """The informative line of an operator's RuntimeError.
 
     Blender wraps an importer's traceback in 'Error: Python: Traceback ...' and may cut it short,
@@ -206,15 +206,36 @@ def _fbx_light_shim() -> None:
         bpy.data.lights.remove(probe)
 
 
+def _lacks_numpy_bool(exc: Exception) -> bool:
+    """Blender 3.4's glTF importer uses np.bool, which numpy 1.24 removed (Debian 12's numpy is 1.24)."""
+    text = str(exc)
+    return "numpy" in text and "attribute 'bool'" in text
+
+
+def _run_operator(idname: str, op, path: Path):
+    data_before = id_snapshot()
+    try:
+        return op(filepath=str(path))
+    except Exception as exc:
+        if not (idname == "import_scene.gltf" and _lacks_numpy_bool(exc)):
+            raise
+    # np.bool is used only to guess flat faces from the normals; smooth shading with the file's
+    # own normals looks the same and needs no np.bool.
+    remove_new_data(data_before)
+    log.warning("%s: this Blender's glTF importer needs numpy < 1.24 to guess flat faces; "
+                "imported with smooth shading and the file's normals", path.name)
+    return op(filepath=str(path), import_shading="SMOOTH")
+
+
 def _run_importer(path: Path) -> None:
     ext = path.suffix.lower()
     idname, op = _resolve_operator(ext)
     if ext == ".fbx":
         _fbx_light_shim()
     try:
-        result = op(filepath=str(path))
+        result = _run_operator(idname, op, path)
     except Exception as exc:  # operators raise RuntimeError with the report text
-        reason = _error_line(exc)
+        reason = operator_error_line(exc)
         if "draco" in str(exc).lower():  # some builds (PyPI bpy 4.2, Debian's 3.4) ship no decoder
             raise AssetError(f"{path.name}: Draco-compressed mesh, and this Blender build has no Draco "
                              f"decoder ({reason})") from None
@@ -229,7 +250,7 @@ def _append_blend(path: Path) -> None:
         with bpy.data.libraries.load(str(path), link=False) as (data_from, data_to):
             data_to.objects = list(data_from.objects)
     except Exception as exc:
-        raise AssetError(f"{path.name}: cannot read .blend: {_error_line(exc)}") from None
+        raise AssetError(f"{path.name}: cannot read .blend: {operator_error_line(exc)}") from None
     collection = bpy.context.scene.collection
     for obj in data_to.objects:
         if obj is not None and obj.name not in collection.objects:
@@ -237,6 +258,18 @@ def _append_blend(path: Path) -> None:
             if not obj.hide_render:
                 # hidden in the viewport but rendered: measure it too (the depsgraph skips it)
                 obj.hide_viewport = False
+
+
+def id_snapshot() -> set[int]:
+    """Every data block an import can make, as it is now."""
+    return {block.as_pointer() for kind in ASSET_DATA for block in getattr(bpy.data, kind, ())}
+
+
+def remove_new_data(before: set[int]) -> None:
+    """Remove the data blocks made since `before`: what a failed import left half-built."""
+    new = [block for kind in ASSET_DATA for block in getattr(bpy.data, kind, ()) if block.as_pointer() not in before]
+    if new:
+        bpy.data.batch_remove(new)
 
 
 # --- checks after the importer ran ------------------------------------------------------------------
@@ -255,12 +288,17 @@ def face_count(objects) -> int:
     return total
 
 
+# What the latest import_asset refused, or found missing while it built a confined copy.
+_import_notes: list[str] = []
+
+
 def missing_textures() -> list[str]:
-    """Images the asset refers to that have no pixels: a missing file or unreadable data.
+    """Images the asset refers to that have no pixels: a missing file or unreadable data, and
+    textures refused because they lie outside the asset's folder ('<path> (refused: ...)').
 
     The asset still renders (Blender shows such textures as magenta); the list is reported.
     """
-    missing = []
+    missing = list(_import_notes)
     for img in bpy.data.images:
         if img.source not in {"FILE", "SEQUENCE", "TILED"}:
             continue  # render results, viewer nodes and generated images have no file
@@ -276,18 +314,34 @@ def missing_textures() -> list[str]:
     return sorted(set(missing))
 
 
-def import_asset(path: str | os.PathLike) -> list:
+def import_asset(path: str | os.PathLike, allowed_dirs: Iterable[str | os.PathLike] = ()) -> list:
     """Import an asset into the current scene and return its new objects.
 
     Raises AssetError for files that are empty, of the wrong kind, truncated, fail to import or
     hold no faces. Cameras and lights that come with the asset are removed (the rig provides them).
+    The asset reads only files inside its folder or `allowed_dirs` (see confine.py).
     """
+    _import_notes.clear()
     path = check_file(path).resolve()
+    blocks_before = id_snapshot()
+    try:
+        return _import_checked(path, allowed_dirs)
+    except BaseException:
+        remove_new_data(blocks_before)  # a failed import leaves nothing behind in the scene
+        raise
+
+
+def _import_checked(path: Path, allowed_dirs) -> list:
+    roots = asset_roots(path, allowed_dirs)
     before = {obj.as_pointer() for obj in bpy.data.objects}
-    if path.suffix.lower() == ".blend":
-        _append_blend(path)
-    else:
-        _run_importer(path)
+    data_before = data_snapshot()
+    with tempfile.TemporaryDirectory(prefix="mvcap-import-") as staging:
+        source, notes = confined_source(path, roots, Path(staging))
+        if path.suffix.lower() == ".blend":
+            _append_blend(source)
+        else:
+            _run_importer(source)
+    _import_notes.extend(notes + refuse_outside(data_before, roots, path.name))
     scene_objects = {obj.as_pointer() for obj in bpy.context.scene.objects}
     # only what is in the scene renders (importers may also make unlinked helper objects)
     new = [obj for obj in bpy.data.objects if obj.as_pointer() not in before and obj.as_pointer() in scene_objects]

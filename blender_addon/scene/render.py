@@ -40,6 +40,7 @@ class RenderResult:
     normalization: dict
     timings: dict = field(default_factory=dict)
     device: str = "CPU"
+    warnings: list[str] = field(default_factory=list)  # settings this Blender could not honour
 
     def to_dict(self) -> dict:
         return {
@@ -50,6 +51,7 @@ class RenderResult:
             "quality": [dict(q) for q in self.quality],
             "normalization": dict(self.normalization),
             "timings": dict(self.timings),
+            "warnings": list(self.warnings),
         }
 
 
@@ -125,6 +127,60 @@ def finish_image(rendered: Path, final: Path, spec, temp: Path) -> None:
 
 
 # --- one asset --------------------------------------------------------------------------------------
+@dataclass
+class PreparedScene:
+    """What every view of one asset shares, built once: the imported and normalised asset, the
+    camera, the render settings and (unless they vary per view) the lights."""
+    views: list
+    camera: object
+    normalization: dict
+    missing_textures: list[str]
+    render_setup: build.RenderSetup
+    lights_per_view: bool
+    intrinsics: np.ndarray
+    corners: np.ndarray  # the normalised bounding box, projected per view by the quality gate
+
+
+@dataclass
+class RenderedViews:
+    files: list[str] = field(default_factory=list)
+    quality: list[dict] = field(default_factory=list)
+    render_s: float = 0.0
+    write_s: float = 0.0
+
+
+class AttemptFiles:
+    """The files one render attempt writes into out_dir, so that a failure removes exactly those."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.tag = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+        self.written: list[Path] = []
+        self.temps: list[Path] = []
+        self.created_dir = not out_dir.exists()
+
+    def start(self) -> None:
+        """Make out_dir; drop a stale completion marker and what a killed attempt left behind."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.out_dir / TRANSFORMS_NAME
+        if marker.exists():
+            marker.unlink()
+        _remove(self.out_dir.glob(".*.part"))
+
+    def temp(self, name: str, kind: str = "") -> Path:
+        path = self.out_dir / f".{name}.{self.tag}{kind}.part"
+        self.temps.append(path)
+        return path
+
+    def discard(self) -> None:
+        _remove(self.written + self.temps)
+        if self.created_dir:
+            try:
+                self.out_dir.rmdir()  # only if empty: an empty views/<uid>/ would look like a started object
+            except OSError:
+                pass
+
+
 def _render_still(filepath: Path) -> None:
     scene = bpy.context.scene
     scene.render.filepath = str(filepath)
@@ -133,6 +189,79 @@ def _render_still(filepath: Path) -> None:
         raise AssetError(f"render was cancelled ({', '.join(sorted(result))})")
     if not filepath.is_file() or filepath.stat().st_size == 0:
         raise AssetError(f"render produced no image at {filepath.name}")
+
+
+def prepare_scene(asset_path: Path, spec, uid: str, device: str) -> PreparedScene:
+    """Import and normalise the asset, and build everything its views share (once per asset)."""
+    build.reset_scene()
+    objects = import_asset(asset_path)
+    missing = missing_textures()
+    if missing:
+        log.warning("%s: missing textures (rendering without them): %s", uid, ", ".join(missing))
+    norm = normalize_objects(objects, spec.normalize.mode, spec.normalize.frame)
+    views = patterns.sample_views(spec, uid, bounding_radius=norm.radius)
+    render_setup = build.configure_render(spec, device)
+    camera = build.build_camera(spec)
+    lights_per_view = lighting.lighting_varies_per_view(spec)
+    if not lights_per_view:
+        lights, world = lighting.lights_for(spec, uid)
+        build.apply_lighting(lights, world)
+    ren = spec.render
+    return PreparedScene(views=views, camera=camera, normalization=norm.to_dict(), missing_textures=missing,
+                         render_setup=render_setup, lights_per_view=lights_per_view,
+                         intrinsics=cameras.intrinsics(spec.camera, ren.resolution_x, ren.resolution_y),
+                         corners=bbox_corners(norm.bbox_min, norm.bbox_max))
+
+
+def render_view(scene: PreparedScene, view, spec, uid: str, attempt: AttemptFiles, done: RenderedViews) -> None:
+    """Render one view, check it with the quality gate and move it to its final name."""
+    c2w = build.apply_view(scene.camera, view)
+    if scene.lights_per_view:
+        lights, world = lighting.lights_for(spec, uid, view=view, c2w=c2w)
+        build.apply_lighting(lights, world)
+    name = view_file_name(view.index, spec.render.file_format)
+    tmp_png = attempt.temp(name)
+    t0 = time.perf_counter()
+    _render_still(tmp_png)
+    t1 = time.perf_counter()
+    done.render_s += t1 - t0
+
+    corners_px, depth = cameras.project_points(scene.corners, c2w, scene.intrinsics, return_depth=True)
+    issues = quality_issues(_read_alpha(tmp_png), corners_px, depth)
+    if issues:
+        log.warning("%s view %d: %s", uid, view.index, ", ".join(issues))
+    done.quality.append({"view": view.index, "issues": issues})
+    final = attempt.out_dir / name
+    finish_image(tmp_png, final, spec, attempt.temp(name, ".final"))
+    attempt.written.append(final)
+    done.files.append(name)
+    done.write_s += time.perf_counter() - t1
+
+
+def render_views(scene: PreparedScene, spec, uid: str, attempt: AttemptFiles,
+                 progress: Callable[[int, int], None] | None, t_start: float) -> RenderedViews:
+    """Every view in turn; AssetError once the whole asset has taken longer than render.timeout_s."""
+    done = RenderedViews()
+    total = len(scene.views)
+    for n, view in enumerate(scene.views):
+        render_view(scene, view, spec, uid, attempt, done)
+        if progress is not None:
+            progress(n + 1, total)
+        elapsed = time.perf_counter() - t_start
+        if elapsed > spec.render.timeout_s and n + 1 < total:
+            raise AssetError(f"render timed out: {elapsed:.0f} s > render.timeout_s {spec.render.timeout_s:g} s "
+                             f"after {n + 1} of {total} views")
+    return done
+
+
+def write_transforms_file(scene: PreparedScene, spec, uid: str, attempt: AttemptFiles, files: list[str]) -> None:
+    """transforms.json, the object's completion marker: written last."""
+    data = transforms.build_transforms(spec, uid, scene.views, scene.normalization, files)
+    data["blender_version"] = bpy.app.version_string  # provenance for the dataset card
+    transforms.record_render(data, scene.render_setup.settings, scene.render_setup.warnings)
+    marker = attempt.out_dir / TRANSFORMS_NAME
+    attempt.written.append(marker)
+    transforms.write_transforms(marker, data)
 
 
 def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: str = "cpu",
@@ -144,105 +273,39 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
     """
     t_start = time.perf_counter()
     asset_path = Path(asset_path)
-    out_dir = Path(out_dir)
     uid = uid or asset_path.stem
-    ren = spec.render
-    written: list[Path] = []
-    temps: list[Path] = []
-    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    created_dir = not out_dir.exists()
+    attempt = AttemptFiles(Path(out_dir))
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        final_transforms = out_dir / TRANSFORMS_NAME
-        if final_transforms.exists():
-            final_transforms.unlink()
-        _remove(out_dir.glob(".*.part"))  # left by an attempt that was killed mid-render
-
-        build.reset_scene()
-        objects = import_asset(asset_path)
-        missing = missing_textures()
-        if missing:
-            log.warning("%s: missing textures (rendering without them): %s", uid, ", ".join(missing))
-        norm = normalize_objects(objects, spec.normalize.mode, spec.normalize.frame)
-        norm_dict = norm.to_dict()
-        views = patterns.sample_views(spec, uid, bounding_radius=norm.radius)
-        backend = build.configure_render(spec, device)
-        camera = build.build_camera(spec)
-        per_view_lights = lighting.lighting_varies_per_view(spec)
-        if not per_view_lights:
-            lights, world = lighting.lights_for(spec, uid)
-            build.apply_lighting(lights, world)
+        attempt.start()
+        scene = prepare_scene(asset_path, spec, uid, device)
         t_import = time.perf_counter() - t_start
-
-        K = cameras.intrinsics(spec.camera, ren.resolution_x, ren.resolution_y)
-        corners = bbox_corners(norm.bbox_min, norm.bbox_max)
-        render_s = write_s = 0.0
-        files, quality = [], []
-        for n, view in enumerate(views):
-            c2w = build.apply_view(camera, view)
-            if per_view_lights:
-                lights, world = lighting.lights_for(spec, uid, view=view, c2w=c2w)
-                build.apply_lighting(lights, world)
-            name = view_file_name(view.index, ren.file_format)
-            tmp_png = out_dir / f".{name}.{tag}.part"
-            temps.append(tmp_png)
-            t0 = time.perf_counter()
-            _render_still(tmp_png)
-            t1 = time.perf_counter()
-            render_s += t1 - t0
-
-            corners_px, depth = cameras.project_points(corners, c2w, K, return_depth=True)
-            issues = quality_issues(_read_alpha(tmp_png), corners_px, depth)
-            if issues:
-                log.warning("%s view %d: %s", uid, view.index, ", ".join(issues))
-            quality.append({"view": view.index, "issues": issues})
-            final = out_dir / name
-            tmp_final = out_dir / f".{name}.{tag}.final.part"
-            temps.append(tmp_final)
-            finish_image(tmp_png, final, spec, tmp_final)
-            written.append(final)
-            files.append(name)
-            write_s += time.perf_counter() - t1
-            if progress is not None:
-                progress(n + 1, len(views))
-            elapsed = time.perf_counter() - t_start
-            if elapsed > ren.timeout_s and n + 1 < len(views):
-                raise AssetError(f"render timed out: {elapsed:.0f} s > render.timeout_s {ren.timeout_s:g} s "
-                                 f"after {n + 1} of {len(views)} views")
-
+        done = render_views(scene, spec, uid, attempt, progress, t_start)
         t0 = time.perf_counter()
-        data = transforms.build_transforms(spec, uid, views, norm_dict, files)
-        data["blender_version"] = bpy.app.version_string  # provenance for the dataset card
-        written.append(final_transforms)
-        transforms.write_transforms(final_transforms, data)
-        write_s += time.perf_counter() - t0
+        write_transforms_file(scene, spec, uid, attempt, done.files)
+        done.write_s += time.perf_counter() - t0
     except BaseException as exc:
-        _remove(written + temps)
-        if created_dir:
-            try:
-                out_dir.rmdir()  # only if empty: an empty views/<uid>/ would look like a started object
-            except OSError:
-                pass
+        attempt.discard()
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt/SystemExit: a supervisor's stop, not the asset's fault
-        if isinstance(exc, AssetError):
-            if str(exc).startswith(asset_path.name):
-                raise
-            raise AssetError(f"{asset_path.name}: {exc}") from None
-        raise AssetError(f"{asset_path.name}: {type(exc).__name__}: {exc}") from exc
-    _remove(temps)  # nothing should be left, but never leave a .part behind
+        if not isinstance(exc, AssetError):
+            raise AssetError(f"{asset_path.name}: {type(exc).__name__}: {exc}") from exc
+        if str(exc).startswith(asset_path.name):
+            raise
+        raise AssetError(f"{asset_path.name}: {exc}") from None
+    _remove(attempt.temps)  # nothing should be left, but never leave a .part behind
 
     total = time.perf_counter() - t_start
     return RenderResult(
         uid=uid,
-        views=len(views),
-        files=files,
-        missing_textures=missing,
-        quality=quality,
-        normalization=norm_dict,
-        timings={"import_s": round(t_import, 4), "render_s": round(render_s, 4),
-                 "write_s": round(write_s, 4), "total_s": round(total, 4)},
-        device=backend,
+        views=len(scene.views),
+        files=done.files,
+        missing_textures=scene.missing_textures,
+        quality=done.quality,
+        normalization=scene.normalization,
+        timings={"import_s": round(t_import, 4), "render_s": round(done.render_s, 4),
+                 "write_s": round(done.write_s, 4), "total_s": round(total, 4)},
+        device=scene.render_setup.backend,
+        warnings=list(scene.render_setup.warnings),
     )
 
 

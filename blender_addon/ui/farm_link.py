@@ -1,14 +1,14 @@
-"""Talk to an MVCap farm broker from Blender: the broker's JSON-over-DEALER wire protocol, spoken
-directly with pyzmq (the add-on never imports `farm`). Every wait is short and every socket has
-LINGER 0, so an unreachable farm costs at most `timeout_s` and never hangs Blender.
+"""Talk to an MVCap farm broker from Blender: the broker's JSON-over-DEALER wire protocol
+(contract/wire.py, shared with the farm), spoken directly with pyzmq (the add-on never imports
+`farm`). Every wait is short and every socket has LINGER 0, so an unreachable farm costs at most
+`timeout_s` and never hangs Blender.
 """
-import json
 import os
 import uuid
 
+from ..contract import wire
 from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
 
-VERSION = 1  # farm/protocol.py VERSION
 SUBMIT_TIMEOUT_S = 3.0
 
 
@@ -43,15 +43,15 @@ def shutdown():
 
 
 def encode(mtype, **fields):
-    return json.dumps({"v": VERSION, "type": mtype, **fields}, separators=(",", ":")).encode("utf-8")
+    return wire.to_frame(wire.message(mtype, **fields))
 
 
 def decode(frame):
     try:
-        msg = json.loads(frame.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        msg = wire.parse_frame(frame)
+    except wire.ProtocolError:
         raise FarmError("the farm sent a message that is not JSON") from None
-    if not isinstance(msg, dict) or msg.get("v") != VERSION or not isinstance(msg.get("type"), str):
+    if not isinstance(msg, dict) or msg.get("v") != wire.VERSION or not isinstance(msg.get("type"), str):
         raise FarmError(f"the farm speaks another protocol (got {str(msg)[:60]})")
     return msg
 
@@ -62,6 +62,7 @@ def connect(address):
         raise FarmError(f"farm address {address!r} is not a ZeroMQ address like tcp://127.0.0.1:5555")
     sock = context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.IDENTITY, ("blender-" + uuid.uuid4().hex[:12]).encode())
     try:
         sock.connect(address)

@@ -23,6 +23,9 @@ ENUMS = {
         "fibonacci": ("Fibonacci", "Evenly spread viewpoints in the elevation band"),
         "hammersley": ("Hammersley", "Low-discrepancy viewpoints in the elevation band"),
         "explicit": ("Explicit", "A list of azimuth, elevation, distance rows"),
+        "cube_normalized_random": ("Cube-Normalised", "Normalised uniform-cube directions (zero123, objaverse-xl)"),
+        "ring_random_elevation": ("Ring, Random Elevation", "Ring azimuths, random elevation in the band (SyncDreamer input views)"),
+        "trellis_hammersley": ("TRELLIS Hammersley", "Hammersley with 75% of views above the horizon (TRELLIS)"),
     },
     "camera.distance_mode": {
         "fixed": ("Fixed", "Every camera at the same distance"),
@@ -37,6 +40,7 @@ ENUMS = {
         "random_area": ("Random Area", "Randomly placed area lights"),
         "hdri": ("HDRI", "An environment map"),
         "camera_headlight": ("Headlight", "A light that follows the camera"),
+        "trellis": ("TRELLIS", "TRELLIS's point and 25 m area lights"),
     },
     "lighting.randomize": {
         "none": ("None", "Same lights for every object and view"),
@@ -53,6 +57,36 @@ ENUMS = {
         "eevee": ("EEVEE", "Rasteriser; fast on GPU"),
     },
     "render.file_format": {"PNG": ("PNG", "RGBA PNG"), "JPEG": ("JPEG", "RGB JPEG")},
+    "render.view_transform": {
+        "Standard": ("Standard", "Colours as authored (sRGB)"),
+        "Filmic": ("Filmic", "Filmic tone mapping (Blender 2.8-3.x default)"),
+        "AgX": ("AgX", "AgX tone mapping (Blender 4.0+ default; Filmic where absent)"),
+    },
+    "render.look": {name: (name, f"{name} look of the view transform") for name in S.LOOKS},
+    "render.filter_type": {
+        "blackman_harris": ("Blackman-Harris", "Blender's default pixel filter"),
+        "gaussian": ("Gaussian", "Gaussian pixel filter"),
+        "box": ("Box", "Box pixel filter (TRELLIS)"),
+    },
+    "render.denoiser": {
+        "oidn": ("OpenImageDenoise", "Intel OIDN, on the CPU"),
+        "optix": ("OptiX", "NVIDIA OptiX (needs an NVIDIA GPU; OIDN where absent)"),
+    },
+    "render.denoise_prefilter": {
+        "accurate": ("Accurate", "Denoise the albedo and normal passes first"),
+        "fast": ("Fast", "Use the passes as they are"),
+        "none": ("None", "No prefilter"),
+    },
+    "render.denoise_quality": {
+        "high": ("High", "Best denoise quality"),
+        "balanced": ("Balanced", "Faster denoise (Blender 4.1+)"),
+        "fast": ("Fast", "Fastest denoise (Blender 4.1+)"),
+    },
+    "render.denoise_input_passes": {
+        "rgb": ("Color", "Denoise from the image only"),
+        "rgb_albedo": ("Color + Albedo", "Denoise with the albedo pass"),
+        "rgb_albedo_normal": ("Color + Albedo + Normal", "Denoise with the albedo and normal passes"),
+    },
 }
 # The spec's own allowed values must match the UI's, or an enum could hide a value.
 assert set(ENUMS["camera.pattern"]) == set(S.PATTERNS)
@@ -62,6 +96,12 @@ assert set(ENUMS["lighting.randomize"]) == set(S.RANDOMIZE_SCOPES)
 assert set(ENUMS["normalize.mode"]) == set(S.NORMALIZE_MODES)
 assert set(ENUMS["render.engine"]) == set(S.ENGINES)
 assert set(ENUMS["render.file_format"]) == set(S.FILE_FORMATS)
+assert set(ENUMS["render.view_transform"]) == set(S.VIEW_TRANSFORMS)
+assert set(ENUMS["render.filter_type"]) == set(S.FILTER_TYPES)
+assert set(ENUMS["render.denoiser"]) == set(S.DENOISERS)
+assert set(ENUMS["render.denoise_prefilter"]) == set(S.DENOISE_PREFILTERS)
+assert set(ENUMS["render.denoise_quality"]) == set(S.DENOISE_QUALITIES)
+assert set(ENUMS["render.denoise_input_passes"]) == set(S.DENOISE_INPUT_PASSES)
 
 # Per-field UI hints; anything not named here is derived from the annotation and name.
 HINTS = {
@@ -104,6 +144,15 @@ HINTS = {
     "render.samples": dict(label="Samples", min=1, max=65536, soft_max=4096, tip="Render samples per pixel"),
     "render.denoise": dict(label="Denoise", tip="Denoise each view"),
     "render.file_format": dict(label="Format"),
+    "render.exposure": dict(label="Exposure", min=-32, max=32, soft_min=-10, soft_max=10, tip="Exposure in stops"),
+    "render.filter_width": dict(label="Filter Width", min=0.01, max=10, tip="Pixel filter width in pixels"),
+    "render.adaptive_threshold": dict(label="Noise Threshold", min=0, max=1, tip="Adaptive sampling noise threshold (0: automatic)"),
+    "render.adaptive_min_samples": dict(label="Min Samples", min=0, max=4096, tip="Adaptive sampling minimum samples (0: automatic)"),
+    **{f"render.{name}": dict(label=name.replace("_", " ").title().replace(" Max", ""), min=0, max=1024,
+                              tip="Cycles light-path bounce limit") for name in S.BOUNCE_FIELDS},
+    "render.light_tree": dict(label="Light Tree", tip="Cycles many-light sampling (3.5+)"),
+    "render.outputs": dict(label="Outputs", tip="Files per object, comma separated: rgba, npy_poses, trellis_transforms, syncdreamer_meta, depth, normal, albedo, mask"),
+    "lighting.default_point_light": dict(label="Default Point Light", tip="Add Blender's startup 1000 W point light, as scripts that never delete it do"),
     "render.timeout_s": dict(kind="seconds", label="Timeout", min=0.001, soft_max=7200, tip="Seconds before a hung render is killed"),
 }
 
@@ -136,6 +185,8 @@ def _kind(path, name, annotation):
         return "rows"
     if annotation == "list[float]":
         return "color" if name == "color" else "floats"
+    if annotation == "list[str]":
+        return "names"
     if annotation == "float" and name.endswith("_deg"):
         return "angle"
     return annotation  # int, float, bool, str
@@ -192,6 +243,8 @@ def to_prop(fld, value):
         return ", ".join(_fmt(v) for v in value)
     if k == "rows":
         return "; ".join(" ".join(_fmt(v) for v in row) for row in value)
+    if k == "names":
+        return ", ".join(value)
     return value
 
 
@@ -208,6 +261,8 @@ def to_spec(fld, value):
         return _parse_floats(fld.path, value)
     if k == "rows":
         return [_parse_floats(fld.path, row) for row in value.split(";") if row.strip()]
+    if k == "names":
+        return [part for part in value.replace(",", " ").split() if part]
     if k in ("int", "pixels"):
         return int(value)
     if k == "bool":

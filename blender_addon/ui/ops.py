@@ -8,10 +8,10 @@ from bpy.props import StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..rig import spec as S
+from ..rig.assets import MESH_EXTENSIONS
 from ..rig.errors import one_line
 from . import farm_link, fields
 
-ASSET_EXTS = (".glb", ".gltf", ".obj", ".fbx", ".ply", ".stl", ".blend")
 POLL_INTERVAL_S = 0.5
 
 
@@ -32,7 +32,7 @@ class MVCAP_OT_import_asset(_Op, ImportHelper):
     bl_label = "Import Asset"
     bl_description = "Import a GLB, glTF, OBJ, FBX, PLY, STL or .blend asset as the rig's subject"
 
-    filter_glob: StringProperty(default=";".join("*" + e for e in ASSET_EXTS), options={"HIDDEN"})
+    filter_glob: StringProperty(default=";".join("*" + e for e in MESH_EXTENSIONS), options={"HIDDEN"})
     replace: bpy.props.BoolProperty(name="Replace Previous", default=True,
                                     description="Delete the previously imported asset first")
 
@@ -43,8 +43,8 @@ class MVCAP_OT_import_asset(_Op, ImportHelper):
         path = bpy.path.abspath(self.filepath)
         if not os.path.isfile(path):
             return self.fail(f"asset {path}: no such file")
-        if Path(path).suffix.lower() not in ASSET_EXTS:
-            return self.fail(f"asset {path}: unsupported type; allowed: {', '.join(ASSET_EXTS)}")
+        if Path(path).suffix.lower() not in MESH_EXTENSIONS:
+            return self.fail(f"asset {path}: unsupported type; allowed: {', '.join(MESH_EXTENSIONS)}")
         old = preview.asset_objects(context.scene) if self.replace else []
         try:
             objects = import_asset(path)

@@ -1,7 +1,7 @@
 """The "MVCap" sidebar tab in the 3D viewport: common fields first, advanced ones folded."""
 import bpy
 
-from ..rig.spec import SPEC_VERSION
+from ..rig.spec import BOUNCE_FIELDS, SPEC_VERSION
 from . import fields
 
 
@@ -147,6 +147,7 @@ class MVCAP_PT_lighting_advanced(_Panel, bpy.types.Panel):
             layout.prop(li, "hdri_path")
         layout.prop(li, "hdri_strength")
         layout.prop(li, "hdri_random_rotation")
+        layout.prop(li, "default_point_light")
 
 
 class MVCAP_PT_background(_Panel, bpy.types.Panel):
@@ -188,6 +189,7 @@ class MVCAP_PT_render_advanced(_Panel, bpy.types.Panel):
         layout = _cols(self.layout)
         layout.prop(s.render, "denoise")
         layout.prop(s.render, "file_format")
+        layout.prop(s.render, "outputs")
         layout.prop(s.render, "timeout_s")
         layout.prop(s.normalize, "mode")
         layout.prop(s.normalize, "frame")
@@ -196,6 +198,22 @@ class MVCAP_PT_render_advanced(_Panel, bpy.types.Panel):
         layout.prop(s, "description")
         layout.prop(s, "reproduces")
         layout.label(text=f"Spec format v{SPEC_VERSION}")
+
+
+class MVCAP_PT_render_quality(_Panel, bpy.types.Panel):
+    """Colour, pixel filter, light paths, sampling and denoising (spec.render)."""
+    bl_idname = "MVCAP_PT_render_quality"
+    bl_label = "Quality"
+    bl_parent_id = "MVCAP_PT_render"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        r = context.scene.mvcap.render
+        layout = _cols(self.layout)
+        for name in ("view_transform", "look", "exposure", "filter_type", "filter_width", *BOUNCE_FIELDS,
+                     "adaptive_sampling", "adaptive_threshold", "adaptive_min_samples", "light_tree",
+                     "denoiser", "denoise_prefilter", "denoise_quality", "denoise_input_passes"):
+            layout.prop(r, name)
 
 
 class MVCAP_PT_farm(_Panel, bpy.types.Panel):
@@ -245,6 +263,7 @@ CLASSES = (
     MVCAP_PT_background,
     MVCAP_PT_render,
     MVCAP_PT_render_advanced,
+    MVCAP_PT_render_quality,
     MVCAP_PT_farm,
 )
 

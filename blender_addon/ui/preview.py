@@ -1,10 +1,8 @@
-"""The preview rig in the user's scene: asset tracking, camera markers, orbit guide, view scrubbing
-and a one-view render. Cameras come from rig.patterns.sample_views + rig.cameras.c2w_from_view,
-the same code path the farm renders with.
+"""The preview rig in the artist's scene: the asset, the rig camera, one marker per view, the orbit
+guide and the spec's lights. Cameras come from rig.patterns.sample_views + rig.cameras.c2w_from_view
+and lights from rig.lighting.lights_for: the code the farm renders with. What the rig changes in
+the scene (camera, world, render size) is remembered and put back by clear_rig (rig_state.py).
 """
-import os
-import tempfile
-
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -13,15 +11,22 @@ from ..rig.cameras import c2w_from_view, orbit_position
 from ..rig.lighting import lighting_varies_per_view, lights_for
 from ..rig.patterns import sample_views
 from ..scene import build
-from . import fields
+from ..scene.normalize import normalize_objects
+from . import fields, rig_state
 
 RIG_COLLECTION = "MVCap Rig"
 CAMERA_NAME = "MVCap Camera"
 MARKER_DATA = "MVCap Marker"
+CURRENT_MARKER_DATA = "MVCap Marker (current view)"
+MARKER_PREFIX = "MVCap View "
 ORBIT_NAME = "MVCap Orbit"
 ASSET_KEY = "mvcap_asset"  # custom property on the imported asset's objects
-PREVIEW_IMAGE = "MVCap Preview"
-DEFAULT_UID = "preview"
+MARKER_SIZE = 0.05  # marker frustum size per unit of orbit radius
+CURRENT_MARKER_SCALE = 2.5  # the current view's marker is drawn this much larger, with its name
+
+
+class RigError(ValueError):
+    """The rig cannot be built or shown. One-line message."""
 
 
 def spec_of(settings):
@@ -29,24 +34,30 @@ def spec_of(settings):
 
 
 def uid_of(settings):
-    return settings.asset_uid or DEFAULT_UID
+    return settings.asset_uid
 
 
 def views_of(settings, spec=None):
     spec = spec or spec_of(settings)
     radius = settings.norm_radius if settings.normalized and settings.norm_radius > 0 else None
-    return sample_views(spec, uid_of(settings), bounding_radius=radius)
+    return sample_views(spec, uid_of(settings) or "preview", bounding_radius=radius)
 
 
 def asset_objects(scene):
     return [ob for ob in scene.objects if ASSET_KEY in ob]
 
 
+def marker_name(index):
+    return MARKER_PREFIX + "%03d" % index
+
+
 # --- rig objects -------------------------------------------------------------------------------
-def rig_collection(scene):
+def rig_collection(scene, create=True):
     """The "MVCap Rig" collection, linked to the scene: delete it and the rig is gone."""
-    coll = bpy.data.collections.get(RIG_COLLECTION) or bpy.data.collections.new(RIG_COLLECTION)
-    if scene.collection.children.get(coll.name) is None:
+    coll = bpy.data.collections.get(RIG_COLLECTION)
+    if coll is None and create:
+        coll = bpy.data.collections.new(RIG_COLLECTION)
+    if coll is not None and scene.collection.children.get(coll.name) is None:
         scene.collection.children.link(coll)
     return coll
 
@@ -59,8 +70,8 @@ def _move_to_rig(scene, ob):
 
 
 def ensure_camera(scene, spec, fresh=False):
-    """The preview camera (scene.build.build_camera, as the farm makes it) in the rig collection,
-    made the scene camera. `fresh` rebuilds it so lens changes in the spec apply."""
+    """The rig camera (scene.build.build_camera, as the farm makes it), made the scene camera.
+    `fresh` rebuilds it so lens changes in the spec apply."""
     ob = bpy.data.objects.get(CAMERA_NAME)
     if ob is not None and (fresh or ob.type != "CAMERA"):
         _remove_object(ob)
@@ -84,18 +95,25 @@ def _remove_object(ob):
 
 
 def clear_rig(scene):
-    """Delete the rig collection and everything in it."""
+    """Delete the rig collection and everything in it, and put back the scene's camera, world
+    and render size."""
     coll = bpy.data.collections.get(RIG_COLLECTION)
     if coll is None:
         return
+    rig_world = scene.world if scene.world is not None and scene.world.get(build.RIG_TAG) else None
+    rig_state.restore(scene, coll)
     for ob in list(coll.objects):
         _remove_object(ob)
     bpy.data.collections.remove(coll)
-    for data in (bpy.data.cameras.get(MARKER_DATA), bpy.data.cameras.get(CAMERA_NAME)):
+    if rig_world is not None and rig_world.users == 0:
+        bpy.data.worlds.remove(rig_world)
+    for name in (MARKER_DATA, CURRENT_MARKER_DATA, CAMERA_NAME):
+        data = bpy.data.cameras.get(name)
         if data is not None and data.users == 0:
             bpy.data.cameras.remove(data)
 
 
+# --- orbit guide -------------------------------------------------------------------------------
 def _points(azimuth_deg, elevation_deg, distance):
     return orbit_position(*np.broadcast_arrays(azimuth_deg, elevation_deg, distance)).tolist()
 
@@ -108,11 +126,15 @@ def _arc(radius, azimuth_deg, el_lo, el_hi, steps=24):
     return _points(azimuth_deg, np.linspace(el_lo, el_hi, steps + 1), radius)
 
 
+def orbit_radius(spec, views):
+    dists = sorted(v.distance for v in views)
+    return dists[len(dists) // 2] if dists else spec.camera.distance
+
+
 def orbit_polylines(spec, views):
     """(points, cyclic) polylines that show where the cameras live: rings, or the band's dome."""
     cam = spec.camera
-    dists = sorted(v.distance for v in views)
-    radius = dists[len(dists) // 2] if dists else cam.distance
+    radius = orbit_radius(spec, views)
     if cam.pattern == "explicit":
         return [(_points([v.azimuth_deg for v in views], [v.elevation_deg for v in views],
                          [v.distance for v in views]), False)]
@@ -124,23 +146,7 @@ def orbit_polylines(spec, views):
     return lines
 
 
-def build_rig(scene, settings):
-    """(Re)build the preview rig: the camera, one marker per view and the orbit guide."""
-    spec = spec_of(settings)
-    views = views_of(settings, spec)
-    coll = rig_collection(scene)
-    for ob in list(coll.objects):
-        if ob.name != CAMERA_NAME:
-            _remove_object(ob)
-    marker = bpy.data.cameras.get(MARKER_DATA) or bpy.data.cameras.new(MARKER_DATA)
-    marker.sensor_fit, marker.sensor_width = "HORIZONTAL", spec.camera.sensor_width_mm
-    marker.lens, marker.display_size = spec.camera.lens_mm, 0.08
-    for view in views:
-        ob = bpy.data.objects.new("MVCap View %03d" % view.index, marker)
-        ob.matrix_world = Matrix(c2w_from_view(view).tolist())
-        ob.hide_render = True
-        ob.hide_select = True
-        coll.objects.link(ob)
+def _add_orbit(coll, spec, views):
     curve = bpy.data.curves.new(ORBIT_NAME, "CURVE")
     curve.dimensions = "3D"
     for points, cyclic in orbit_polylines(spec, views):
@@ -150,96 +156,134 @@ def build_rig(scene, settings):
             p.co = (co[0], co[1], co[2], 1.0)
         spline.use_cyclic_u = cyclic
     orbit = bpy.data.objects.new(ORBIT_NAME, curve)
-    orbit.hide_render = True
-    orbit.hide_select = True
+    orbit.hide_render = orbit.hide_select = True
     coll.objects.link(orbit)
+
+
+# --- markers -----------------------------------------------------------------------------------
+def _marker_data(name, spec, size):
+    data = bpy.data.cameras.get(name) or bpy.data.cameras.new(name)
+    data.sensor_fit, data.sensor_width = "HORIZONTAL", spec.camera.sensor_width_mm
+    data.lens, data.display_size = spec.camera.lens_mm, size
+    return data
+
+
+def _add_markers(coll, spec, views):
+    """One camera marker per view, sized to the orbit so they read at any distance."""
+    size = MARKER_SIZE * orbit_radius(spec, views)
+    marker = _marker_data(MARKER_DATA, spec, size)
+    _marker_data(CURRENT_MARKER_DATA, spec, size * CURRENT_MARKER_SCALE)
+    for view in views:
+        ob = bpy.data.objects.new(marker_name(view.index), marker)
+        ob.matrix_world = Matrix(c2w_from_view(view).tolist())
+        ob.hide_render = ob.hide_select = True
+        coll.objects.link(ob)
+
+
+def highlight_marker(index):
+    """The current view's marker drawn larger and named; the others plain."""
+    plain, current = bpy.data.cameras.get(MARKER_DATA), bpy.data.cameras.get(CURRENT_MARKER_DATA)
+    coll = bpy.data.collections.get(RIG_COLLECTION)
+    if coll is None or plain is None or current is None:
+        return
+    wanted = marker_name(index)
+    for ob in coll.objects:
+        if ob.name.startswith(MARKER_PREFIX):
+            is_current = ob.name == wanted
+            if ob.show_name != is_current or (ob.data == current) != is_current:
+                ob.data, ob.show_name = (current if is_current else plain), is_current
+
+
+# --- asset ---------------------------------------------------------------------------------------
+NORM_EMPTY_SIZE = 0.5  # the normalisation empty's axes, in normalised units
+
+
+def normalize_asset(scene, settings):
+    """Normalise the asset as the farm does (spec.normalize), keeping the scene's frame range."""
+    objects = asset_objects(scene)
+    if not objects:
+        raise RigError("nothing to normalise: import an asset first")
+    frames = scene.frame_start, scene.frame_end, scene.frame_current
+    try:
+        norm = normalize_objects(objects, settings.normalize.mode, settings.normalize.frame)
+    finally:
+        scene.frame_start, scene.frame_end = frames[:2]
+        scene.frame_set(frames[2])
+    for ob in objects:  # the holder normalisation parents the asset to belongs to the asset
+        while ob.parent is not None:
+            ob = ob.parent
+            ob[ASSET_KEY] = settings.asset_uid
+            if ob.type == "EMPTY" and norm.scale > 0:
+                ob.empty_display_size = NORM_EMPTY_SIZE / norm.scale
+    settings.normalized, settings.norm_radius, settings.norm_scale = True, float(norm.radius), float(norm.scale)
+    return norm
+
+
+# --- build and scrub ---------------------------------------------------------------------------
+def build_rig(scene, settings):
+    """(Re)build the rig: camera, markers, orbit and lights, at the spec's render size. The asset
+    is normalised first if it is not yet, as the farm does."""
+    if not asset_objects(scene):
+        raise RigError("no asset: import one first (Import), then build the rig around it")
+    if not settings.normalized:
+        normalize_asset(scene, settings)
+    spec = spec_of(settings)
+    views = views_of(settings, spec)
+    coll = rig_collection(scene)
+    rig_state.remember(scene, coll)
+    for ob in list(coll.objects):
+        if ob.name != CAMERA_NAME:
+            _remove_object(ob)
+    _add_markers(coll, spec, views)
+    _add_orbit(coll, spec, views)
     camera = ensure_camera(scene, spec, fresh=True)
-    show_view(scene, settings, min(settings.view_index, len(views) - 1), views=views, spec=spec, camera=camera)
+    rig_state.show_spec_size(scene, spec)
+    index = min(settings.view_index, len(views) - 1)
+    c2w = show_view(scene, settings, index, views=views, spec=spec, camera=camera)
+    if not lighting_varies_per_view(spec):  # else show_view has lit this view
+        apply_preview_lighting(scene, settings, spec, views[index], c2w)
     return views
 
 
 def show_view(scene, settings, index, views=None, spec=None, camera=None):
-    """Move the preview camera to view `index`; returns its camera-to-world matrix."""
+    """Move the rig camera to view `index` (and the lights, when they follow the view);
+    returns its camera-to-world matrix."""
     spec = spec or spec_of(settings)
     views = views or views_of(settings, spec)
     view = views[max(0, min(index, len(views) - 1))]
     camera = camera or ensure_camera(scene, spec)
-    return build.apply_view(camera, view)
+    c2w = build.apply_view(camera, view)
+    highlight_marker(view.index)
+    if lighting_varies_per_view(spec) and bpy.data.collections.get(RIG_COLLECTION) is not None:
+        apply_preview_lighting(scene, settings, spec, view, c2w)
+    return c2w
 
 
-_updating = False
-
-
-def on_view_index(settings, context):
-    """IntProperty update: clamp to the view count and move the camera."""
-    global _updating
-    if _updating:
-        return
-    _updating = True
-    try:
-        spec = spec_of(settings)
-        views = views_of(settings, spec)
-        if settings.view_index > len(views) - 1:
-            settings.view_index = len(views) - 1
-        show_view(context.scene, settings, settings.view_index, views=views, spec=spec)
-    except Exception as exc:  # an update callback cannot report; keep the UI alive
-        print(f"MVCap: cannot show view {settings.view_index}: {' '.join(str(exc).split())}")
-    finally:
-        _updating = False
-
-
-# --- one-view render ---------------------------------------------------------------------------
 def apply_preview_lighting(scene, settings, spec, view, c2w):
     """The farm's lights for this view (rig.lighting.lights_for), moved into the rig collection."""
+    uid = uid_of(settings) or "preview"
     if lighting_varies_per_view(spec):
-        lights, world = lights_for(spec, uid_of(settings), view=view, c2w=c2w)
+        lights, world = lights_for(spec, uid, view=view, c2w=c2w)
     else:
-        lights, world = lights_for(spec, uid_of(settings))
+        lights, world = lights_for(spec, uid)
     for ob in build.apply_lighting(lights, world):
         _move_to_rig(scene, ob)
 
 
-def render_view(scene, settings):
-    """Render the current view with the spec's settings and lights; returns the preview image."""
-    spec = spec_of(settings)
-    views = views_of(settings, spec)
-    index = max(0, min(settings.view_index, len(views) - 1))
-    camera = ensure_camera(scene, spec, fresh=True)
-    c2w = show_view(scene, settings, index, views=views, spec=spec, camera=camera)
-    apply_preview_lighting(scene, settings, spec, views[index], c2w)
-    build.configure_render(spec, "cpu")
-    bpy.ops.render.render(write_still=False)
-    result = bpy.data.images.get("Render Result")
-    if result is None:
-        raise RuntimeError("the render produced no image")
-    path = os.path.join(bpy.app.tempdir or tempfile.gettempdir(), "mvcap_preview.png")
-    result.save_render(path, scene=scene)
-    image = bpy.data.images.get(PREVIEW_IMAGE)
-    if image is None:
-        image = bpy.data.images.load(path, check_existing=False)
-        image.name = PREVIEW_IMAGE
-    else:
-        image.filepath = path
-        image.reload()
-    return image
+def view_message(settings, count):
+    """The panel's note for a view index past the last view, else ""."""
+    if settings.view_index >= count:
+        return f"View {settings.view_index} does not exist: this spec has {count} views (0-{count - 1})"
+    return ""
 
-def show_image(context, image):
-    """Show the image in an open Image Editor, or open the render view for it. False if headless."""
-    wm = context.window_manager
-    for window in getattr(wm, "windows", []):
-        for area in window.screen.areas:
-            if area.type == "IMAGE_EDITOR":
-                area.spaces.active.image = image
-                area.tag_redraw()
-                return True
-    if context.window is not None and not bpy.app.background:
-        try:
-            bpy.ops.render.view_show("INVOKE_DEFAULT")
-            for window in wm.windows:
-                for area in window.screen.areas:
-                    if area.type == "IMAGE_EDITOR":
-                        area.spaces.active.image = image
-                        return True
-        except RuntimeError:
-            pass
-    return False
+
+def on_view_index(settings, context):
+    """IntProperty update: move the camera; a bad index or spec is shown under the slider."""
+    try:
+        spec = spec_of(settings)
+        views = views_of(settings, spec)
+        settings.view_message = view_message(settings, len(views))
+        if not settings.view_message and bpy.data.collections.get(RIG_COLLECTION) is not None:
+            show_view(context.scene, settings, settings.view_index, views=views, spec=spec)
+    except Exception as exc:  # an update callback cannot report: the panel shows it
+        settings.view_message = fields.panel_message(f"cannot show view {settings.view_index}: {exc}")

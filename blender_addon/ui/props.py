@@ -54,7 +54,7 @@ def make_property(fld):
         return FloatVectorProperty(default=tuple(d), size=3, subtype="COLOR", min=0.0, soft_max=1.0, **common)
     if k == "path":
         return StringProperty(default=d, subtype="FILE_PATH", **common)
-    if k in ("floats", "rows"):
+    if k in ("floats", "rows", "names"):
         return StringProperty(default=F.to_prop(fld, d), **common)
     return StringProperty(default=d, **common)
 

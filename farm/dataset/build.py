@@ -5,20 +5,19 @@
 - finished object folders on disk that it does not list (rendered or sampled by other runs, or
   copied in) are added after them with the next ids, in out_rel order;
 - ids that are not dense and unique are renumbered in their order, and the report says so;
-- metadata.json comes from farm.metadata (the one code path the broker uses too), streamed to a
-  temporary file and renamed into place.
+- objects.jsonl and metadata.json are written by farm.metadata (the one code path the broker and
+  the captioner use too): metadata.json is streamed to a temporary file and renamed into place.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 
-from blender_addon.rig.fileio import atomic_write_text
+from blender_addon.contract.layout import OBJECTS_JSONL
+from blender_addon.rig.errors import one_line
 
-from ..layout import METADATA_JSON, OBJECTS_JSONL
-from ..metadata import iter_metadata_records, write_metadata_records
+from ..metadata import write_metadata, write_objects
 from .common import DatasetError, discover_objects, load_objects, out_dir
 
 
@@ -76,12 +75,11 @@ def build_dataset(out_root: str | os.PathLike) -> BuildReport:
     discovered = discover_objects(out, known=set(seen))
     objects, renumbered = assign_ids(listed, discovered)
     if discovered or renumbered or not (out / OBJECTS_JSONL).exists():
-        text = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objects)
-        atomic_write_text(out / OBJECTS_JSONL, text)
+        write_objects(out, objects)
     try:
-        records = write_metadata_records(out / METADATA_JSON, iter_metadata_records(out, objects))
+        records = write_metadata(out, objects)
     except (OSError, ValueError) as exc:
-        raise DatasetError(str(exc).splitlines()[0]) from None
+        raise DatasetError(one_line(exc)) from None
     report = BuildReport(objects=len(objects), discovered=len(discovered), renumbered=renumbered, records=records)
     for obj in objects:
         report.by_status[str(obj.get("status"))] = report.by_status.get(str(obj.get("status")), 0) + 1

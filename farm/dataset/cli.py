@@ -1,40 +1,29 @@
 """The `farm dataset` click group: build, validate, card, gallery, export.
 
 Exit codes: 0 on success; 1 when `validate` finds violations; 2 for bad usage or input (one line,
-`error: ...`, no traceback).
+`error: ...`, no traceback: farm.cli_errors, the same path as `farm` and `captioner`).
 """
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
+from ..cli_errors import OneLineErrorGroup
 from .common import DatasetError
 
 OUT_ARG = click.argument("out", type=click.Path(file_okay=False, dir_okay=True))
 
 
-def _one_line_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (DatasetError, OSError) as exc:
-            message = str(exc) if isinstance(exc, DatasetError) else f"{getattr(exc, 'filename', '') or ''} {exc.strerror or exc}".strip()
-            click.echo(f"error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
-            sys.exit(2)
-    return wrapper
+def _user_errors() -> tuple[type[BaseException], ...]:
+    return (DatasetError, OSError)
 
 
-@click.group("dataset")
+@click.group("dataset", cls=OneLineErrorGroup, user_errors=_user_errors)
 def dataset() -> None:
     """Assemble, check, describe, browse and export a dataset folder (OUT)."""
 
 
 @dataset.command("build", short_help="Assemble metadata.json and objects.jsonl over every source.")
 @OUT_ARG
-@_one_line_errors
 def build_cmd(out: str) -> None:
     """Assemble OUT/metadata.json (and objects.jsonl) from everything done, over every source, atomically."""
     from .build import build_dataset
@@ -48,27 +37,22 @@ def build_cmd(out: str) -> None:
 @click.option("--no-caption-check", is_flag=True, help="Do not check that each caption names its category.")
 @click.option("--max-errors", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Print at most this many violations (0: all); all are counted.")
-def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors: int) -> None:
+def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors: int) -> int:
     """Check schema, files, ids and category consistency; name every violation; exit 1 on any."""
     from .validate import validate_dataset
 
-    try:
-        report = validate_dataset(out, check_files=not skip_files, check_captions=not no_caption_check,
-                                  max_kept=max_errors)
-    except DatasetError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    report = validate_dataset(out, check_files=not skip_files, check_captions=not no_caption_check,
+                              max_kept=max_errors)
     for line in report.kept:
         click.echo(line)
     if len(report.kept) < report.count:
         click.echo(f"... {report.count - len(report.kept)} more violation(s) not shown (--max-errors 0 shows all)")
     click.echo(f"validate: {report.summary()}", err=not report.ok)
-    sys.exit(0 if report.ok else 1)
+    return 0 if report.ok else 1
 
 
 @dataset.command("card", short_help="Write OUT/README.md, a dataset card with provenance.")
 @OUT_ARG
-@_one_line_errors
 def card_cmd(out: str) -> None:
     """Write OUT/README.md: a Hugging Face style dataset card with provenance."""
     from .card import write_card
@@ -80,7 +64,6 @@ def card_cmd(out: str) -> None:
 @OUT_ARG
 @click.option("--thumb", type=click.IntRange(16, 1024), default=128, show_default=True, help="Thumbnail size in px.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N objects (by obj_id).")
-@_one_line_errors
 def gallery_cmd(out: str, thumb: int, limit: int | None) -> None:
     """Write OUT/gallery/index.html: a contact sheet per object with its captions, filterable."""
     from .gallery import write_gallery
@@ -88,17 +71,34 @@ def gallery_cmd(out: str, thumb: int, limit: int | None) -> None:
     click.echo(f"wrote {write_gallery(out, thumb=thumb, limit=limit)}")
 
 
-@dataset.command("export", short_help="Export OUT as a Hugging Face imagefolder.")
+@dataset.command("export", short_help="Export OUT as WebDataset tar shards or a Hugging Face imagefolder.")
 @OUT_ARG
-@click.option("--format", "fmt", type=click.Choice(["hf"]), default="hf", show_default=True,
-              help="hf: a Hugging Face imagefolder with metadata.jsonl.")
-@click.option("--dest", default="hf", show_default=True, help="Folder inside OUT to write.")
-@_one_line_errors
-def export_cmd(out: str, fmt: str, dest: str) -> None:
-    """Export OUT for other tools (hf: `datasets.load_dataset("imagefolder", data_dir=OUT/hf)`)."""
-    from .export import export_dataset
+@click.option("--format", "fmt", type=click.Choice(["hf", "webdataset"]), default="hf", show_default=True,
+              help="hf: a Hugging Face imagefolder with metadata.jsonl; webdataset: size-capped tar shards "
+                   "(<key>.png|jpg, .txt caption, .json ids, pose and intrinsics) and shards.json.")
+@click.option("-o", "--dest", default=None, metavar="DIR",
+              help="The export folder (default: OUT/<format>). A relative path is inside OUT; webdataset "
+                   "also takes an absolute path anywhere.")
+@click.option("--shard-size", default="1GB", show_default=True, metavar="BYTES",
+              help="webdataset: the most bytes per shard (e.g. 500MB, 1GB, 1000000).")
+@click.option("--shuffle-seed", type=int, default=None,
+              help="webdataset: a fixed random sample order (spreads one object's views across shards); "
+                   "default: metadata.json's order.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (default: a bar on a terminal).")
+def export_cmd(out: str, fmt: str, dest: str | None, shard_size: str, shuffle_seed: int | None,
+               no_progress: bool) -> None:
+    """Export OUT for training code or other tools.
 
-    folder, count = export_dataset(out, fmt, dest)
+    webdataset: `webdataset.WebDataset("DEST/shard-{000000..000009}.tar")`; a rerun after a kill
+    resumes, writing only the shards not yet finished. hf:
+    `datasets.load_dataset("imagefolder", data_dir=OUT/hf)`.
+    """
+    import sys
+
+    from .export import export_dataset, parse_size
+
+    folder, count = export_dataset(out, fmt, dest, shard_size=parse_size(shard_size, "--shard-size"),
+                                   shuffle_seed=shuffle_seed, progress=not no_progress and sys.stderr.isatty())
     click.echo(f"exported {count} images to {folder}")
 
 

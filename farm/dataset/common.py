@@ -1,5 +1,5 @@
-"""What the dataset commands share: reading OUT tolerantly, the layout rule per source, and
-finding finished objects on disk that objects.jsonl does not list."""
+"""What the dataset commands share: reading OUT tolerantly, asking each source where its objects
+go, and finding finished objects on disk that objects.jsonl does not list."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, TRANSFORMS_JSON, LayoutError, check_identifier
+from blender_addon.contract.layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL
+from blender_addon.rig.errors import one_line
+
 from ..metadata import read_objects
-from ..sources.mvimgnet import FRAMES_JSON, category_folder
+from ..sources import all_sources, get_source, source_names
 
 IMAGE_NAME = re.compile(r"^(\d{3,})\.(png|jpg)$")
 STATUSES = ("done", "failed", "pending")
@@ -31,7 +33,7 @@ def load_objects(out: Path) -> list[dict]:
     try:
         return read_objects(out)
     except (OSError, ValueError) as exc:
-        raise DatasetError(str(exc).splitlines()[0]) from None
+        raise DatasetError(one_line(exc)) from None
 
 
 def read_json(path: Path) -> Any:
@@ -43,66 +45,37 @@ def read_json(path: Path) -> Any:
 
 
 def expected_out_rel(obj: dict) -> str | None:
-    """The folder the layout contract gives an object, or None when the record cannot say."""
-    source, uid, category = obj.get("source"), obj.get("uid"), obj.get("category")
-    if not isinstance(uid, str):
+    """The folder the object's source puts it in, or None when the record cannot say."""
+    if not isinstance(obj.get("uid"), str) or obj.get("source") not in source_names():
         return None
     try:
-        if source in ("folder", "objaverse"):
-            return f"views/{check_identifier(uid)}"
-        if source == "im3d":
-            return f"im3d/{check_identifier(uid, 'im3d object')}"
-        if source == "mvimgnet" and isinstance(category, str):
-            out_rel = obj.get("out_rel") or ""
-            sequence = out_rel.rsplit("/", 1)[-1]
-            return f"mvimgnet/{category_folder(category)}/{check_identifier(sequence, 'sequence')}"
-    except (LayoutError, ValueError):
+        return get_source(obj["source"]).expected_out_rel(obj)
+    except ValueError:  # LayoutError, SourceError
         return None
-    return None
 
 
 def discover_objects(out: Path, known: set[str] | frozenset = frozenset()) -> list[dict]:
-    """Finished object folders in OUT (views/ and im3d/ with transforms.json, mvimgnet/ with
-    frames.json) whose out_rel is not in `known`, as objects.jsonl records without obj_id, sorted
-    by out_rel. What the folder cannot tell (the source of a views/ object, a category) comes from
-    captions.json or stays None."""
+    """Finished object folders in OUT (each source's folders holding its marker file) whose out_rel
+    is not in `known`, as objects.jsonl records without obj_id, sorted by out_rel. What the folder
+    cannot tell (the source of a views/ object, a category) comes from captions.json or stays None."""
     found: list[dict] = []
-
-    def add(folder: Path, source: str, uid: str, category: str | None, views: int, asset: str = "") -> None:
-        captions = read_json(folder / CAPTIONS_JSON)
-        if isinstance(captions, dict) and not category:
-            category = captions.get("category")
-        found.append({
-            "uid": uid, "source": source, "category": category, "asset": asset,
-            "out_rel": folder.relative_to(out).as_posix(), "views": views, "status": "done", "error": None,
-            "attempts": 0, "missing_textures": [], "quality": [],
-        })
-
-    for top, source in (("views", "folder"), ("im3d", "im3d")):
-        for folder in _subdirs(out / top):
-            if f"{top}/{folder.name}" in known:
+    for source in all_sources():
+        for folder in source.object_folders(out):
+            out_rel = folder.relative_to(out).as_posix()
+            marker = None if out_rel in known else read_json(folder / source.marker)
+            if not isinstance(marker, dict):
                 continue
-            transforms = read_json(folder / TRANSFORMS_JSON)
-            if not isinstance(transforms, dict):
-                continue
-            category = folder.name.rpartition("_")[0] if source == "im3d" else None
-            add(folder, source, folder.name, category or None, len(transforms.get("frames") or []))
-    for cat_dir in _subdirs(out / "mvimgnet"):
-        for folder in _subdirs(cat_dir):
-            if f"mvimgnet/{cat_dir.name}/{folder.name}" in known:
-                continue
-            frames = read_json(folder / FRAMES_JSON)
-            if not isinstance(frames, dict):
-                continue
-            uid = frames.get("uid") or f"{cat_dir.name}-{folder.name}"
-            add(folder, "mvimgnet", uid, frames.get("category"), len(frames.get("frames") or []), frames.get("sequence") or "")
+            obj = source.found_object(folder, marker)
+            captions = read_json(folder / CAPTIONS_JSON)
+            category = obj.category
+            if not category and isinstance(captions, dict):
+                category = captions.get("category")
+            found.append({
+                "uid": obj.uid, "source": source.name, "category": category, "asset": obj.asset,
+                "out_rel": out_rel, "views": obj.views, "status": "done", "error": None,
+                "attempts": 0, "missing_textures": [], "quality": [],
+            })
     return sorted(found, key=lambda o: o["out_rel"])
-
-
-def _subdirs(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def image_files(folder: Path) -> list[str]:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from blender_addon.contract.layout import CAPTIONS_JSON, LayoutError, confined_path
 from blender_addon.rig.fileio import atomic_write_bytes, atomic_write_text
 
-from ..layout import CAPTIONS_JSON, LayoutError, confined_path
 from .common import image_files, load_objects, out_dir, read_json
 
 GALLERY_DIR = "gallery"

@@ -3,9 +3,9 @@
 Checks:
 - objects.jsonl: one JSON object a line with the schema fields; obj_ids unique and dense from 0;
   out_rel unique and where the layout puts the source; a failed object says why;
-- each done object: its folder, transforms.json (views/, im3d/) or frames.json (mvimgnet/), its
-  view images (as many as `views`), and captions.json (category equal to objects.jsonl's, files
-  present);
+- each done object: its folder, its source's completion marker (transforms.json for a rendered
+  source, frames.json for mvimgnet), its view images (as many as `views`), and captions.json
+  (category equal to objects.jsonl's, files present);
 - metadata.json, streamed record by record: exactly path/caption/obj_id/img_id; the path is
   `./<out_rel of obj_id>/NNN.ext`; the object is done; `img_id = obj_id * stride + view`; img_ids
   unique; the file exists (`check_files=False` skips only this); the caption names the object's
@@ -17,18 +17,17 @@ are cached for the few most recent folders only.
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, TRANSFORMS_JSON
+from blender_addon.contract import categories
+from blender_addon.contract.layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL
+
 from ..metadata import dataset_stride, iter_json_array
-from ..sources import SOURCES
-from ..sources.mvimgnet import FRAMES_JSON
+from ..sources import get_source, source_names
 from .common import IMAGE_NAME, STATUSES, expected_out_rel, image_files, out_dir, read_json
 
 RECORD_KEYS = ("path", "caption", "obj_id", "img_id")
@@ -58,23 +57,6 @@ class ValidationReport:
             return f"ok: {self.records} records, {self.objects} objects"
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.by_kind.items()))
         return f"{self.count} violation(s) in {self.records} records, {self.objects} objects ({kinds})"
-
-
-@functools.lru_cache(maxsize=4096)
-def _category_regex(category: str) -> re.Pattern | None:
-    """captioner.prompts.names_category's rule as one compiled pattern per category: any accepted
-    form (raw, readable, plurals) as whole words, case-insensitively."""
-    from captioner.prompts import _form_pattern, category_forms  # pure Python: regexes, no model
-
-    if not str(category).strip():
-        return None
-    forms = "|".join(_form_pattern(form) for form in category_forms(category))
-    return re.compile(r"(?<![0-9A-Za-z])(?:" + forms + r")(?![0-9A-Za-z])", re.IGNORECASE)
-
-
-def _names_category(caption: str, category: str) -> bool:
-    pattern = _category_regex(category)
-    return bool(caption) and pattern is not None and pattern.search(caption) is not None
 
 
 def _is_int(value) -> bool:
@@ -109,6 +91,7 @@ def _check_objects(out: Path, report: ValidationReport) -> dict[int, dict]:
         return {}
     by_id: dict[int, dict] = {}
     by_rel: dict[str, int] = {}
+    sources = source_names()
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -128,8 +111,8 @@ def _check_objects(out: Path, report: ValidationReport) -> dict[int, dict]:
                 problems.append(f"obj_id {obj.get('obj_id')!r} is not an integer >= 0")
             if not isinstance(obj.get("uid"), str) or not obj["uid"]:
                 problems.append(f"uid {obj.get('uid')!r} is not a non-empty string")
-            if obj.get("source") not in SOURCES:
-                problems.append(f"source {obj.get('source')!r} is not one of {', '.join(SOURCES)}")
+            if obj.get("source") not in sources:
+                problems.append(f"source {obj.get('source')!r} is not one of {', '.join(sources)}")
             if not isinstance(obj.get("out_rel"), str) or not obj["out_rel"]:
                 problems.append(f"out_rel {obj.get('out_rel')!r} is not a non-empty string")
             if not _is_int(obj.get("views")) or obj["views"] < 0:
@@ -173,7 +156,7 @@ def _check_object_folder(out: Path, obj: dict, report: ValidationReport) -> int:
     if not folder.is_dir():
         report.add("missing_file", rel, f"the folder of done object {obj['uid']!r} (obj_id {obj['obj_id']}) is missing")
         return 0
-    marker = FRAMES_JSON if obj["source"] == "mvimgnet" else TRANSFORMS_JSON
+    marker = get_source(obj["source"]).marker
     if not (folder / marker).is_file():
         report.add("missing_file", f"{rel}/{marker}", f"{marker} of done object {obj['uid']!r} is missing")
     images = image_files(folder)
@@ -221,7 +204,7 @@ def validate_dataset(out_root: str | os.PathLike, *, check_files: bool = True, c
         if obj["status"] == "done" and not obj.get("_misplaced"):
             expected_counts[obj_id] = _check_object_folder(out, obj, report)
 
-    names_category = _names_category if check_captions else None
+    names_category = categories.names_category if check_captions else None
     metadata = out / METADATA_JSON
     counts: Counter = Counter()
     if not metadata.is_file():

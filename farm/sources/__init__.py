@@ -1,42 +1,27 @@
-"""Asset sources: each turns a root (or list) into Assets."""
+"""Asset sources: each turns a root (or list) into Assets. registry.py knows them by name."""
 from __future__ import annotations
 
-from .base import Asset, SourceError
+from .base import RENDER, SPEC_PROVENANCE, Asset, FoundObject, Source, SourceError
 from .categories import load_categories
-from .folder import folder_assets
-from .im3d import im3d_assets
-from .mvimgnet import mvimgnet_assets
-from .objaverse import objaverse_assets
+from .registry import all_sources, get_source, source_names, source_of, task_kind_of, task_kinds, task_source
 
-SOURCES = ("folder", "objaverse", "im3d", "mvimgnet")
-# Options that belong to a task (farm.sources.mvimgnet.sample_task), accepted and left alone here.
-TASK_OPTIONS = ("frames", "min_views", "blur_ratio", "blur_threshold", "sharpness_max_side")
+SUBSET_OPTIONS = ("max_per_category", "limit")
 
 
 def resolve_assets(source: str, paths: list[str], categories_path: str | None = None, **options) -> list[Asset]:
-    """Dispatch to one source, then take a deterministic subset.
+    """The assets of one source, then a deterministic subset.
 
     options: `max_per_category` (the first N of each category, in the source's uid order) and
-    `limit` (the first N after that). Raises SourceError (one line) on bad input.
+    `limit` (the first N after that); the source's own task options are accepted and left to its
+    task. Raises SourceError (one line) on bad input.
     """
-    unknown = sorted(k for k, v in options.items() if v is not None and k not in ("max_per_category", "limit") + TASK_OPTIONS)
+    src = get_source(source)
+    unknown = sorted(k for k, v in options.items() if v is not None and k not in SUBSET_OPTIONS + src.task_options)
     if unknown:
         raise SourceError(f"{unknown[0]}: unknown source option; allowed: max_per_category, limit")
     if not paths:
         raise SourceError(f"--source {source}: no input paths given")
-    if source == "mvimgnet":
-        # its --categories maps category ids to names (mvimgnet_category.txt), read by the source
-        assets = mvimgnet_assets(paths, categories_path)
-    else:
-        categories = load_categories(categories_path) if categories_path else None
-        if source == "folder":
-            assets = folder_assets(paths, categories)
-        elif source == "objaverse":
-            assets = objaverse_assets(paths, categories)
-        elif source == "im3d":
-            assets = im3d_assets(paths, categories)
-        else:
-            raise SourceError(f"--source: {source!r} is unknown; allowed: {', '.join(SOURCES)}")
+    assets = src.assets(list(paths), categories_path)
     return select_subset(assets, options.get("max_per_category"), options.get("limit"))
 
 
@@ -57,14 +42,7 @@ def select_subset(assets: list[Asset], max_per_category: int | None = None, limi
 
 
 __all__ = [
-    "Asset",
-    "SourceError",
-    "SOURCES",
-    "load_categories",
-    "folder_assets",
-    "objaverse_assets",
-    "im3d_assets",
-    "mvimgnet_assets",
-    "resolve_assets",
-    "select_subset",
+    "RENDER", "SPEC_PROVENANCE", "Asset", "FoundObject", "Source", "SourceError", "load_categories",
+    "resolve_assets", "select_subset",
+    "all_sources", "get_source", "source_names", "source_of", "task_kind_of", "task_kinds", "task_source",
 ]

@@ -9,8 +9,11 @@ from pathlib import Path
 from .base import SourceError
 
 
-def load_categories(path: str | os.PathLike) -> dict[str, str]:
-    """uid -> category. Raises SourceError with a one-line reason."""
+def load_categories(path: str | os.PathLike | None) -> dict[str, str] | None:
+    """uid -> category (None without a file: --categories not given). Raises SourceError with a
+    one-line reason."""
+    if not path:
+        return None
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -12,12 +12,19 @@ import re
 from pathlib import Path
 from typing import Iterable
 
+from blender_addon.contract.layout import LayoutError, check_identifier
 from blender_addon.rig.assets import MESH_EXTENSIONS
 
-from ..layout import LayoutError, im3d_rel
-from .base import Asset, SourceError
+from .base import Asset, FoundObject, Source, SourceError, subdirs
+from .categories import load_categories
 
+NAME = "im3d"
+IM3D_DIR = "im3d"
 OBJECT_DIR = re.compile(r"^(?P<cls>.+)_(?P<nn>\d+)$")
+
+
+def im3d_rel(name: str) -> str:
+    return f"{IM3D_DIR}/{check_identifier(name, 'im3d object')}"
 
 
 def _mesh_files(folder: Path) -> list[Path]:
@@ -42,7 +49,7 @@ def _object_asset(folder: Path, categories: dict[str, str] | None) -> Asset:
         out_rel = im3d_rel(uid)
     except LayoutError as exc:
         raise SourceError(f"im3d: {exc}") from None
-    return Asset(uid=uid, path=str(meshes[0].resolve()), category=category, source="im3d", out_rel=out_rel)
+    return Asset(uid=uid, path=str(meshes[0].resolve()), category=category, source=NAME, out_rel=out_rel)
 
 
 def im3d_assets(paths: Iterable[str | os.PathLike], categories: dict[str, str] | None = None) -> list[Asset]:
@@ -55,7 +62,7 @@ def im3d_assets(paths: Iterable[str | os.PathLike], categories: dict[str, str] |
         if OBJECT_DIR.match(root.name) and _mesh_files(root):
             folders = [root]
         else:
-            folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            folders = subdirs(root)
             if not folders:
                 raise SourceError(f"im3d: {root} holds no <class>_<NN> folders")
         for folder in folders:
@@ -64,3 +71,24 @@ def im3d_assets(paths: Iterable[str | os.PathLike], categories: dict[str, str] |
                 raise SourceError(f"im3d: object {asset.uid!r} appears twice: {assets[asset.uid].path} and {asset.path}")
             assets[asset.uid] = asset
     return [assets[uid] for uid in sorted(assets)]
+
+
+class Im3dSource(Source):
+    name = NAME
+    structure = "im3d/<class>_<NN>/000.png ...      IM3D objects, with transforms.json"
+
+    def assets(self, paths: list[str], categories_path: str | None) -> list[Asset]:
+        return im3d_assets(paths, load_categories(categories_path))
+
+    def expected_out_rel(self, record: dict) -> str:
+        return im3d_rel(record["uid"])
+
+    def object_folders(self, out: Path) -> list[Path]:
+        return subdirs(out / IM3D_DIR)
+
+    def found_object(self, folder: Path, marker: dict) -> FoundObject:
+        category = folder.name.rpartition("_")[0] or None  # <class>_<NN>
+        return FoundObject(folder, folder.name, category, len(marker.get("frames") or []))
+
+
+SOURCE = Im3dSource()

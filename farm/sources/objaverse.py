@@ -15,8 +15,13 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..layout import LayoutError, views_rel
+from blender_addon.contract.layout import LayoutError
+
 from .base import Asset, SourceError
+from .categories import load_categories
+from .folder import FolderSource, views_rel
+
+NAME = "objaverse"
 
 
 def _cache_glbs_dir(root: Path) -> Path | None:
@@ -111,7 +116,7 @@ def objaverse_assets(paths: Iterable[str | os.PathLike], categories: dict[str, s
             out_rel = views_rel(uid)
         except LayoutError as exc:
             raise SourceError(f"objaverse: {exc}") from None
-        assets.append(Asset(uid=uid, path=str(index[uid]), category=categories[uid], source="objaverse", out_rel=out_rel))
+        assets.append(Asset(uid=uid, path=str(index[uid]), category=categories[uid], source=NAME, out_rel=out_rel))
     return assets
 
 
@@ -120,4 +125,20 @@ def _first(items: list[str], n: int = 5) -> str:
     return shown + (f" (+{len(items) - n} more)" if len(items) > n else "")
 
 
-__all__ = ["objaverse_assets", "index_cache", "read_uid_list"]
+class ObjaverseSource(FolderSource):
+    """Objaverse objects go where the folder source puts any 3D asset (views/<uid>/); a finished
+    views/ folder on disk is found once, as the folder source's."""
+
+    name = NAME
+    structure = ""  # the folder source's views/ line covers it
+
+    def assets(self, paths: list[str], categories_path: str | None) -> list[Asset]:
+        return objaverse_assets(paths, load_categories(categories_path))
+
+    def object_folders(self, out: Path) -> list[Path]:
+        return []
+
+
+SOURCE = ObjaverseSource()
+
+__all__ = ["objaverse_assets", "index_cache", "read_uid_list", "SOURCE"]

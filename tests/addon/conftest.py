@@ -4,12 +4,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ..ports import free_port  # noqa: F401  (the tests import it from here)
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -35,12 +36,6 @@ def farm_cli() -> list[str] | None:
         return None
     exe = shutil.which("farm", path=str(VENV_BIN)) or shutil.which("farm")
     return [exe] if exe else [sys.executable, "-m", "farm"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(cmd, timeout=600, **kw) -> subprocess.CompletedProcess:

@@ -49,7 +49,8 @@ def test_manifest_is_valid(ext_zip):
     assert len(wheels) == 1 and Path(wheels[0]).name.startswith("pyzmq-") and "cp311" in wheels[0]
     assert wheels[0].removeprefix("./") in names
     # the add-on itself, presets included, and nothing built
-    assert {"__init__.py", "ui/panels.py", "rig/spec.py", "scene/render.py"} <= names
+    assert {"__init__.py", "ui/panels.py", "rig/spec.py", "scene/render.py", "contract/wire.py",
+            "contract/categories.py"} <= names
     assert any(n.startswith("rig/presets/") and n.endswith(".json") for n in names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 

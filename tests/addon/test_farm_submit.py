@@ -8,13 +8,12 @@ import threading
 import time
 
 import pytest
+import zmq
+
+from blender_addon.ui import ops
+from farm import protocol
 
 from .conftest import farm_cli, free_port
-
-pytest.importorskip("bpy")
-zmq = pytest.importorskip("zmq")
-
-from blender_addon.ui import ops  # noqa: E402
 
 
 def _small(s):
@@ -59,8 +58,6 @@ class FakeBroker(threading.Thread):
 
     def __init__(self, endpoint, steps=3):
         super().__init__(daemon=True)
-        from farm import protocol
-
         self.P, self.endpoint, self.steps = protocol, endpoint, steps
         self.received, self.errors = [], []
         self.stop = threading.Event()
@@ -96,7 +93,6 @@ class FakeBroker(threading.Thread):
 
 
 def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
-    pytest.importorskip("farm.protocol")
     bpy = addon
     s = bpy.context.scene.mvcap
     _small(s)
@@ -125,8 +121,7 @@ def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
 
 def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path):
     farm = farm_cli()
-    if farm is None:
-        pytest.skip("farm CLI (farm/cli.py) not available yet")
+    assert farm is not None, "the farm CLI is missing"
     bpy = addon
     s = bpy.context.scene.mvcap
     _small(s)

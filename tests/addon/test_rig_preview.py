@@ -23,16 +23,19 @@ def _set_small(s, views=5):
     s.render.samples = 1
 
 
-def _farm_transforms(asset, spec_path, out):
-    """transforms.json for the asset rendered by `farm render` (or render_asset, its worker code)."""
+def _farm_transforms(asset, spec_path, out, views=None):
+    """transforms.json for the asset rendered by `farm render [--views N]` (or render_asset, its worker code)."""
     farm = farm_cli()
     if farm:
-        proc = run(farm + ["render", str(asset), "-o", str(out), "--spec", str(spec_path), "--workers", "1", "--no-caption"])
+        override = ["--views", str(views)] if views else []
+        proc = run(farm + ["render", str(asset), "-o", str(out), "--spec", str(spec_path), "--workers", "1",
+                           "--no-caption", *override])
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         return json.loads((out / "views" / asset.stem / "transforms.json").read_text())
     code = ("import sys; from blender_addon.rig.spec import load_spec; from blender_addon.scene.render import render_asset;"
-            "render_asset(sys.argv[1], load_spec(sys.argv[2]), sys.argv[3])")
-    proc = run([sys.executable, "-c", code, str(asset), str(spec_path), str(out)])
+            "views = int(sys.argv[4]) if sys.argv[4] else None;"
+            "render_asset(sys.argv[1], load_spec(sys.argv[2]).with_overrides(views=views), sys.argv[3])")
+    proc = run([sys.executable, "-c", code, str(asset), str(spec_path), str(out), str(views or "")])
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads((out / "transforms.json").read_text())
 
@@ -78,6 +81,33 @@ def test_slider_camera_equals_farm_transforms(addon, glb_dir, tmp_path):
     # the slider stops at the last view
     s.view_index = 99
     assert s.view_index == 4
+
+
+def test_slider_view_k_equals_farm_view_k_with_a_views_override(addon, glb_dir, tmp_path):
+    """A 12-view spec in the GUI, `farm render --views 4` on its export: the farm's 4 views are the slider's 0-3."""
+    bpy = addon
+    s = bpy.context.scene.mvcap
+    _set_small(s, views=12)
+    s.camera.pattern = "hemisphere_random"
+    s.camera.elevation_min_deg = np.radians(-20.0)
+    s.camera.jitter_deg = np.radians(5.0)
+    s.camera.distance_mode = "range"  # a random distance per view, drawn from its own stream
+    s.seed = 11
+    spec_path = tmp_path / "spec.json"
+    assert bpy.ops.mvcap.export_spec(filepath=str(spec_path)) == {"FINISHED"}
+    assert S.load_spec(spec_path).camera.num_views == 12
+    frames = _farm_transforms(glb_dir / "Duck.glb", spec_path, tmp_path / "out", views=4)["frames"]
+    assert len(frames) == 4
+
+    assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
+    assert bpy.ops.mvcap.normalize() == {"FINISHED"}
+    assert bpy.ops.mvcap.build_rig() == {"FINISHED"}
+    assert sum(ob.name.startswith("MVCap View ") for ob in bpy.data.collections[preview.RIG_COLLECTION].objects) == 12
+    for k in (3, 0, 2, 1):
+        s.view_index = k
+        bpy.context.view_layer.update()
+        got = np.array(bpy.context.scene.camera.matrix_world)
+        np.testing.assert_allclose(got, np.array(frames[k]["transform_matrix"]), atol=1e-4, err_msg=f"view {k}")
 
 
 def test_rig_is_one_collection_that_deletes_cleanly(addon):

@@ -15,21 +15,21 @@ from .helpers import make_out  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_llava(tmp_path_factory) -> Path:
-    from captioner.testing import build_llava
+    from .tiny_models import build_llava
 
     return build_llava(tmp_path_factory.mktemp("tiny-llava"), init_range=0.2)
 
 
 @pytest.fixture(scope="session")
 def tiny_instructblip(tmp_path_factory) -> Path:
-    from captioner.testing import build_instructblip
+    from .tiny_models import build_instructblip
 
     return build_instructblip(tmp_path_factory.mktemp("tiny-instructblip"), init_factor=8.0)
 
 
 @pytest.fixture(scope="session")
 def tiny_blip2(tmp_path_factory) -> Path:
-    from captioner.testing import build_blip2
+    from .tiny_models import build_blip2
 
     return build_blip2(tmp_path_factory.mktemp("tiny-blip2"), init_std=0.2)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from farm.layout import OBJECTS_JSONL, img_id_stride, view_filename, views_rel
+from blender_addon.contract.layout import OBJECTS_JSONL, img_id_stride, view_filename
 from farm.metadata import read_objects
+from farm.sources.folder import views_rel
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,7 +87,8 @@ def assert_forced_prefix_route(backend, images, prompts, categories) -> None:
     """The forced-prefix route: every caption starts with "The <category> in the image", the model
     continues after it, the caption names its category, and the batch equals one-by-one output."""
     from captioner.models import GenerationSettings
-    from captioner.prompts import forced_prefix, names_category
+    from blender_addon.contract.categories import names_category
+    from captioner.prompts import forced_prefix
 
     backend.generation = GenerationSettings(max_new_tokens=6)
     prefixes = [forced_prefix(c) for c in categories]

@@ -10,18 +10,14 @@ import sys
 
 import pytest
 
-from captioner.prompts import names_category
+from blender_addon.contract.categories import names_category
 
 from .helpers import REPO, check_metadata
 from .helpers import env as _env
 
-pytest.importorskip("farm.cli")
-pytest.importorskip("farm.local")
-
 
 @pytest.mark.slow
 def test_farm_render_caption_real_renders(tiny_llava, tmp_path):
-    pytest.importorskip("bpy")
     assets = REPO / "examples" / "assets"
     categories = REPO / "examples" / "categories.csv"
     if not assets.is_dir():

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from captioner.prompts import (PAPER_PROMPT, PromptError, category_forms, check_template, clean_caption,
-                               forced_prefix, join_prefix, names_category, readable, render_prompt)
+from blender_addon.contract.categories import category_forms, names_category, readable
+from captioner.prompts import (PAPER_PROMPT, PromptError, check_template, clean_caption, forced_prefix, join_prefix,
+                               render_prompt)
 
 
 def test_readable_forms():

@@ -16,9 +16,10 @@ import transformers
 
 import pytest
 
+from blender_addon.contract.categories import names_category
 from captioner.engine import CaptionEngine
 from captioner.models import GenerationSettings, load_backend
-from captioner.prompts import PAPER_PROMPT, forced_prefix, names_category
+from captioner.prompts import PAPER_PROMPT, forced_prefix
 from captioner.runner import run_out
 
 from .helpers import REPO, check_metadata, make_out, write_view_png

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from farm import broker as broker_mod
+from farm.broker import captions as broker_captions
+from farm.keys import create_keys
+from farm.store import Store
+
 from .helpers import REPO, check_metadata, make_out
 from .helpers import env as _env
-
-broker_mod = pytest.importorskip("farm.broker")
-from farm.store import Store  # noqa: E402
-
 
 
 def queue_rendered(state: Path, out: Path, objects: list[tuple[str, str, int]]) -> None:
@@ -54,11 +55,21 @@ def caption_tasks(state: Path) -> dict:
         db.close()
 
 
+def caption_attempts(state: Path) -> list[tuple[str | None, str | None]]:
+    """(outcome, error) of every caption attempt, in order."""
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT a.outcome, a.error FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
+                          " WHERE t.queue = 'caption' ORDER BY a.attempt_id").fetchall()
+    finally:
+        db.close()
+
+
 @pytest.fixture
 def broker(tmp_path, monkeypatch):
     """A real broker on an ephemeral port, its state in tmp. Caption leases last 4 s here (300 s by
     default) so that a killed captioner's leases come back within the test."""
-    monkeypatch.setattr(broker_mod, "CAPTION_LEASE_S", 4.0)
+    monkeypatch.setattr(broker_captions, "CAPTION_LEASE_S", 4.0)
     made = []
 
     def start(state: Path):
@@ -167,14 +178,17 @@ def test_serve_reports_unreachable_output_as_failed(tiny_llava, broker, tmp_path
     assert proc.returncode == 0, proc.stderr
     tasks = caption_tasks(state)["states"]
     assert tasks.get("done", 0) == 0 and tasks.get("leased", 0) == 0  # failed, or queued again for a retry
+    attempts = caption_attempts(state)
+    assert attempts, "the captioner never leased the caption task"
+    assert all(outcome == "asset" and "is not reachable from this captioner" in error
+               for outcome, error in attempts), attempts
     assert not (out / "views/chair01/captions.json").exists()
 
 
 def test_serve_with_curve_keys(tiny_llava, tmp_path):
     """CurveZMQ: with the farm's keys the captioner is served; without them it is refused."""
-    keys = pytest.importorskip("farm.keys")
     keydir = tmp_path / "keys"
-    keys.create_keys(keydir)
+    create_keys(keydir)
     out = make_out(tmp_path / "out", OBJECTS[:2])
     state = tmp_path / "state.sqlite"
     queue_rendered(state, out, OBJECTS[:2])

@@ -10,10 +10,11 @@ from functools import partial
 
 import pytest
 
+from blender_addon.contract.categories import names_category
 from captioner.engine import CaptionEngine
 from captioner.images import load_rgb
 from captioner.models import PRESETS, ChatBackend, GenerationSettings, load_backend
-from captioner.prompts import CHAT_PROMPT, forced_prefix, names_category, render_prompt
+from captioner.prompts import CHAT_PROMPT, forced_prefix, render_prompt
 from captioner.runner import run_out
 
 from .helpers import assert_forced_prefix_route, make_out, write_view_png
@@ -25,7 +26,7 @@ OBJECTS = [("chair01", "rocking_chair", 3), ("plane01", "airliner", 2), ("zc01",
 
 @pytest.fixture(scope="module")
 def tiny_smolvlm(tmp_path_factory):
-    from captioner.testing import build_smolvlm
+    from .tiny_models import build_smolvlm
 
     return build_smolvlm(tmp_path_factory.mktemp("tiny-smolvlm"), init_range=0.2)
 

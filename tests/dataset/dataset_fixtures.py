@@ -100,7 +100,8 @@ CAPTION_MODEL = "fixture-captioner"
 
 def fixture_captions(uid: str, category: str, files: list[str], failed_view: int | None = None) -> dict:
     """captions.json as the captioner writes it: category-guided, one forced prefix, maybe a failure."""
-    from captioner.prompts import PAPER_PROMPT, readable
+    from blender_addon.contract.categories import readable
+    from captioner.prompts import PAPER_PROMPT
 
     name = readable(category)
     entries = []

@@ -11,14 +11,8 @@ from PIL import Image, ImageFilter
 
 from blender_addon.scene.errors import AssetError
 from farm.sources import resolve_assets
-from farm.sources.mvimgnet import (
-    FRAMES_JSON,
-    frame_sharpness,
-    list_frames,
-    sample_task,
-    select_frames,
-    target_indices,
-)
+from farm.sources.mvimgnet import FRAMES_JSON
+from farm.sources.mvimgnet_frames import frame_sharpness, list_frames, sample_task, select_frames, target_indices
 
 from .dataset_fixtures import draw_frame
 

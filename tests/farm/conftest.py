@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,29 +11,35 @@ from pathlib import Path
 
 import pytest
 
+from ..ports import free_port  # noqa: F401  (the tests import it from here)
+from .chaos_child import Chaos
+
 REPO = Path(__file__).resolve().parents[2]
 
 
-def farm_env(**extra: str) -> dict:
+def farm_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for key in ("MVCAP_TEST_HANG_UID", "MVCAP_TEST_FAIL_ALL", "MVCAP_TEST_CRASH_UID", "MVCAP_TEST_DELAY_S",
-                "MVCAP_TEST_FAKE_RENDER"):
-        env.pop(key, None)
-    env.update(extra)
     return env
 
 
-def farm(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def farm_command(chaos: Chaos | None = None) -> list[str]:
+    """`farm` in a fresh Python; with `chaos`, the launcher whose workers run the chaos render child."""
+    if chaos is None:
+        return [sys.executable, "-m", "farm"]
+    return [sys.executable, "-m", "tests.farm.chaos_farm", chaos.to_json()]
+
+
+def farm(*args: str, chaos: Chaos | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the `farm` command line in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "farm", *map(str, args)], capture_output=True, text=True,
-                          env=env or farm_env(), timeout=timeout, cwd=REPO)
+    return subprocess.run([*farm_command(chaos), *map(str, args)], capture_output=True, text=True,
+                          env=farm_env(), timeout=timeout, cwd=REPO)
 
 
-def spawn(*args: str, env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+def spawn(*args: str, chaos: Chaos | None = None, log: Path | None = None) -> subprocess.Popen:
     out = open(log, "ab") if log else subprocess.DEVNULL
     try:
-        return subprocess.Popen([sys.executable, "-m", "farm", *map(str, args)], env=env or farm_env(), cwd=REPO,
+        return subprocess.Popen([*farm_command(chaos), *map(str, args)], env=farm_env(), cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     finally:
         if log:
@@ -52,12 +57,6 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

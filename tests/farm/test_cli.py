@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from farm.cli import format_status
+from farm.cli_jobs import format_status
 
 from .conftest import farm
 
@@ -96,12 +96,12 @@ def test_caption_without_captioner_is_a_clear_error(monkeypatch):
     import importlib.util
     import shutil
 
-    from farm import local
+    from farm import local_processes
 
     monkeypatch.setattr(shutil, "which", lambda name: None)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(local.LocalError, match="captioner.*not available.*--no-caption"):
-        local.captioner_command()
+    with pytest.raises(local_processes.LocalError, match="captioner.*not available.*--no-caption"):
+        local_processes.captioner_command()
 
 
 def test_submit_status_cancel_retry_against_a_broker(tmp_path, one_asset):

@@ -13,7 +13,8 @@ from PIL import Image
 
 from farm.client import Client, ClientError
 
-from .conftest import copies, farm, farm_env, free_port, spawn, stop, wait_for
+from .chaos_child import Chaos
+from .conftest import copies, farm, free_port, spawn, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -85,9 +86,9 @@ class Farm:
         except ClientError:
             return False
 
-    def start_worker(self, name: str, *extra: str, env: dict | None = None):
+    def start_worker(self, name: str, *extra: str, chaos: Chaos | None = None):
         p = spawn("worker", "--connect", self.addr, "--name", name, "--heartbeat", HB, *extra,
-                  env=env or farm_env(), log=self.logs / f"{name}.log")
+                  chaos=chaos, log=self.logs / f"{name}.log")
         self.workers.append(p)
         return p
 
@@ -160,12 +161,12 @@ def test_render_broken_assets_exit_3_with_reasons(broken_dir, tmp_path):
     assert "failed:" in r.stderr and "Traceback" not in r.stderr
 
 
-def render_with_one_bad(box_glb, tmp_path, bad: str, good: list[str], *args: str, **env: str) -> tuple[Path, dict]:
-    """`farm render` of Box copies where the `bad` uid misbehaves (a test hook): exit 3, the bad
-    object failed after 3 attempts, the good ones complete."""
+def render_with_one_bad(box_glb, tmp_path, bad: str, good: list[str], *args: str, chaos: Chaos) -> tuple[Path, dict]:
+    """`farm render` of Box copies where the `bad` uid misbehaves (the chaos child): exit 3, the
+    bad object failed after 3 attempts, the good ones complete."""
     assets = copies(box_glb, tmp_path / "assets", [bad, *good])
     out = tmp_path / "out"
-    r = farm("render", assets, "-o", out, *TINY, "--workers", "1", *args, env=farm_env(**env))
+    r = farm("render", assets, "-o", out, *TINY, "--workers", "1", *args, chaos=chaos)
     assert r.returncode == 3, r.stderr
     objs = {o["uid"]: o for o in read_objects(out)}
     assert objs[bad]["status"] == "failed" and objs[bad]["attempts"] == 3
@@ -178,13 +179,13 @@ def render_with_one_bad(box_glb, tmp_path, bad: str, good: list[str], *args: str
 
 def test_hanging_render_times_out_and_the_rest_completes(box_glb, tmp_path):
     _, objs = render_with_one_bad(box_glb, tmp_path, "hangs", ["fine"], "--timeout", "3",
-                                  MVCAP_TEST_HANG_UID="hangs")
+                                  chaos=Chaos(hang=("hangs",)))
     assert "timed out" in objs["hangs"]["error"]
 
 
 def test_child_crash_costs_attempts_not_the_worker_and_children_recycle(box_glb, tmp_path):
     out, objs = render_with_one_bad(box_glb, tmp_path, "crashes", ["ok1", "ok2"], "--max-tasks", "1",
-                                    MVCAP_TEST_CRASH_UID="crashes")
+                                    chaos=Chaos(crash=("crashes",)))
     assert "render process died" in objs["crashes"]["error"]
     log = (out / ".farm" / "logs" / "worker-0.log").read_text()
     assert "recycling the render child after 1 tasks" in log  # --max-tasks 1
@@ -195,10 +196,10 @@ def test_child_crash_costs_attempts_not_the_worker_and_children_recycle(box_glb,
 def test_worker_killed_mid_render(cluster, box_glb, tmp_path):
     assets = copies(box_glb, tmp_path / "assets", [f"box{i}" for i in range(4)])
     out = tmp_path / "out"
-    slow = farm_env(MVCAP_TEST_DELAY_S="1.0")  # real renders, held 1 s after each view
+    slow = Chaos(delay_s=1.0)  # real renders, held 1 s after each view
     cluster.start_broker()
-    cluster.start_worker("w1", env=slow)
-    cluster.start_worker("w2", env=slow)
+    cluster.start_worker("w1", chaos=slow)
+    cluster.start_worker("w2", chaos=slow)
     job_id = submit(cluster, assets, out)
 
     def rendering_worker():
@@ -219,10 +220,10 @@ def test_broker_killed_and_restarted_on_the_same_state(cluster, box_glb, tmp_pat
     names = [f"box{i}" for i in range(6)]
     assets = copies(box_glb, tmp_path / "assets", names)
     out = tmp_path / "out"
-    slow = farm_env(MVCAP_TEST_DELAY_S="0.5")
+    slow = Chaos(delay_s=0.5)
     cluster.start_broker()
-    cluster.start_worker("w1", env=slow)
-    cluster.start_worker("w2", env=slow)
+    cluster.start_worker("w1", chaos=slow)
+    cluster.start_worker("w2", chaos=slow)
     job_id = submit(cluster, assets, out)
 
     def mid_job():  # one object done, another mid-render: the restarted broker must adopt it
@@ -246,7 +247,7 @@ def test_broken_worker_is_blocklisted_and_the_job_completes(cluster, box_glb, tm
     out = tmp_path / "out"
     cluster.start_broker()
     cluster.start_worker("good")
-    cluster.start_worker("bad", env=farm_env(MVCAP_TEST_FAIL_ALL="1"))
+    cluster.start_worker("bad", chaos=Chaos(fail_all=True))
     wait_for(lambda: len(cluster.status()["workers"]) == 2, 30, what="two workers")
     job_id = submit(cluster, assets, out)
     job = cluster.wait_finished(job_id)
@@ -296,8 +297,7 @@ def test_curve_keys_end_to_end(cluster, box_glb, tmp_path):
 
 def test_render_with_captions_from_a_tiny_model(glb_dir, tmp_path):
     """--caption spawns `captioner serve` beside the workers and waits for the caption queue."""
-    pytest.importorskip("transformers")
-    from captioner.testing import build_llava
+    from tests.captioner.tiny_models import build_llava
 
     model = build_llava(tmp_path / "tiny_llava")
     assets = copies(glb_dir / "Box.glb", tmp_path / "assets", ["box_a", "box_b"])

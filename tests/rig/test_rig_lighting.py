@@ -17,7 +17,7 @@ from blender_addon.rig.lighting import (
     lights_for,
     point_power_for,
 )
-from blender_addon.rig.patterns import View
+from blender_addon.rig.patterns import View, sample_views
 from blender_addon.rig.spec import LIGHTING_PRESETS, spec_from_dict
 
 
@@ -27,6 +27,7 @@ def make_spec(**sections):
 
 
 RANDOMISED_PRESETS = ["area_top", "three_point", "sun_rig_random", "uniform", "random_area", "hdri", "camera_headlight"]
+FIXED_PRESETS = ["trellis"]  # the original draws nothing
 VIEW = View(4, 30.0, 20.0, 1.5)
 
 
@@ -43,7 +44,7 @@ def as_data(lights_and_world):
 
 
 def test_every_spec_preset_has_a_builder():
-    assert sorted(RANDOMISED_PRESETS) == sorted(LIGHTING_PRESETS)
+    assert sorted(RANDOMISED_PRESETS + FIXED_PRESETS) == sorted(LIGHTING_PRESETS)
     for preset in LIGHTING_PRESETS:
         lights, world = lights_for(make_spec(lighting=lighting(preset)), "uid", view=VIEW)
         assert all(light.kind in ("AREA", "SUN", "POINT", "SPOT") and light.energy > 0 for light in lights)
@@ -74,6 +75,19 @@ def test_randomize_view_varies_per_view_and_is_repeatable():
     assert per_view[2] == as_data(lights_for(spec, "obj", view=views[2]))
     with pytest.raises(ValueError, match="needs the view"):
         lights_for(spec, "obj")
+
+
+@pytest.mark.parametrize("preset", ["three_point", "random_area", "camera_headlight"])
+def test_per_view_lights_of_view_k_do_not_depend_on_the_number_of_views(preset):
+    camera = {"pattern": "sphere_random", "jitter_deg": 5.0, "roll_deg": 10.0, "distance_mode": "range"}
+
+    def per_view_lights(num_views):
+        spec = make_spec(camera={**camera, "num_views": num_views}, lighting=lighting(preset, "view"))
+        return [as_data(lights_for(spec, "obj", view=view)) for view in sample_views(spec, "obj")]
+
+    few, many = per_view_lights(12), per_view_lights(100)
+    assert few == many[:12]
+    assert len({str(d) for d in many}) == 100  # they are drawn per view
 
 
 def test_object_scope_is_shared_by_all_views():

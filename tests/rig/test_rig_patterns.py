@@ -3,14 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 import pytest
 
 from blender_addon.rig.cameras import orbit_position
-from blender_addon.rig.patterns import UNIT_BOX_RADIUS, View, sample_views
+from blender_addon.rig.patterns import (
+    UNIT_BOX_RADIUS,
+    View,
+    is_prefix_stable,
+    sample_views,
+    views_override_warning,
+)
 from blender_addon.rig.presets import load_preset
-from blender_addon.rig.spec import spec_from_dict
+from blender_addon.rig.spec import PATTERNS, spec_from_dict
 
 
 def make_spec(**sections):
@@ -58,11 +65,12 @@ def test_different_uid_or_seed_gives_different_views():
 
 def test_pinned_values_catch_changes_to_sampling():
     # If these change, every dataset rendered before renders different poses: bump the spec version.
+    # (Spec version 2 changed them once: per-view streams, see CHANGELOG.md.)
     mvcap = sample_views(load_preset("mvcap"), "pinned-uid")
     assert angles(mvcap[:3]) == pytest.approx(np.array([
-        [264.5040205453549, 52.68093085295329],
-        [198.20564411718766, 34.99285746086667],
-        [157.75823131621038, 43.41419754009238],
+        [245.0286303004958, 48.76439211285942],
+        [59.46918669724077, 67.01085073516381],
+        [193.24788541142567, 55.00795833648439],
     ]), abs=1e-9)
     trellis = sample_views(load_preset("trellis-150"), "pinned-uid")
     assert angles(trellis[:2]) == pytest.approx(np.array([
@@ -70,7 +78,62 @@ def test_pinned_values_catch_changes_to_sampling():
         [195.9914064275287, -77.34506690902349],
     ]), abs=1e-9)
     zero123 = sample_views(load_preset("zero123"), "pinned-uid")
-    assert [v.distance for v in zero123[:2]] == pytest.approx([2.04466229980775, 2.1978139819541163], abs=1e-12)
+    assert [v.distance for v in zero123[:2]] == pytest.approx([1.5639480625300823, 1.9626903484209766], abs=1e-12)
+
+
+# --- view k does not depend on the number of views ----------------------------------------------
+ALL_RANDOM = {"jitter_deg": 4.0, "roll_deg": 15.0, "distance_mode": "range", "distance_min": 1.2,
+              "distance_max": 2.4, "azimuth_offset_deg": 20.0, "elevation_min_deg": -30.0}
+
+
+def view_table(views):
+    return np.array([[v.index, v.azimuth_deg, v.elevation_deg, v.distance, v.roll_deg] for v in views])
+
+
+@pytest.mark.parametrize("pattern", ["hemisphere_random", "sphere_random"])
+@pytest.mark.parametrize("column, quantity", [(1, "azimuth"), (2, "elevation"), (3, "distance"), (4, "roll")])
+def test_random_view_k_is_the_same_for_12_and_100_views(pattern, column, quantity):
+    camera = {"pattern": pattern, **ALL_RANDOM}
+    few = view_table(sample_views(make_spec(camera={**camera, "num_views": 12}), "obj"))
+    many = view_table(sample_views(make_spec(camera={**camera, "num_views": 100}), "obj"))
+    assert len(few) == 12 and len(many) == 100
+    np.testing.assert_allclose(few[:, column], many[:12, column], rtol=0, atol=1e-9, err_msg=quantity)
+    assert np.ptp(many[:, column]) > 0.1  # the quantity really is random here
+
+
+def test_a_dataset_grows_by_rendering_only_the_new_views():
+    spec = load_preset("mvcap")  # 100 random views
+    fifty = sample_views(spec.with_overrides(views=50), "grow")
+    hundred = sample_views(spec, "grow")
+    assert hundred[:50] == fifty
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_views_override_warning_says_when_the_cameras_change(pattern):
+    """The warning (shown by `farm render --views`) is given exactly where the first views move."""
+    spec = make_spec(camera={"pattern": pattern, "num_views": 12, "explicit": [[0, 0, 1.5], [90, 30, 0]]})
+    override = spec.with_overrides(views=4)
+    first_views_kept = sample_views(override, "u")[:4] == sample_views(spec, "u")[:4]
+    warning = views_override_warning(spec, 4)
+    if pattern == "explicit":
+        assert first_views_kept and "ignored" in warning
+    else:
+        assert is_prefix_stable(pattern) == first_views_kept
+        assert (warning is None) == first_views_kept
+        assert warning is None or (pattern in warning and "\n" not in warning)
+    assert views_override_warning(spec, None) is None and views_override_warning(spec, 12) is None
+
+
+def test_sampling_many_views_stays_fast():
+    spec = make_spec(camera={"pattern": "sphere_random", "num_views": 1000, **ALL_RANDOM})
+    best = min(_seconds(lambda: sample_views(spec, "fast")) for _ in range(5))
+    assert best < 0.05
+
+
+def _seconds(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
 
 
 def test_jitter_and_roll_streams_leave_directions_alone():

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from blender_addon.rig.presets import load_preset, preset_names
-from blender_addon.rig.spec import SpecError, ViewSpec, load_spec, save_spec, spec_from_dict
+from blender_addon.rig.presets import PRESET_DIR, load_preset, preset_names
+from blender_addon.rig.spec import SPEC_VERSION, SpecError, ViewSpec, load_spec, save_spec, spec_from_dict
 
 
 def assert_one_line_naming(exc_info, *needles):
@@ -49,6 +49,22 @@ def test_with_overrides_and_view_count():
     assert (spec.render.samples, spec.render.engine) == (4, "eevee")
     ring = spec_from_dict({"camera": {"pattern": "ring", "num_views": 6, "elevations_deg": [0, 30, 60]}})
     assert ring.view_count == 18
+
+
+def test_version_1_spec_is_accepted_and_upgraded():
+    old = ViewSpec().to_dict()
+    old["version"] = 1
+    spec = spec_from_dict(old)
+    assert spec.version == SPEC_VERSION > 1
+    assert spec == ViewSpec()
+    with pytest.raises(SpecError) as exc_info:
+        spec_from_dict({"version": SPEC_VERSION + 1})
+    assert_one_line_naming(exc_info, "version", str(SPEC_VERSION + 1), f"allowed: 1, {SPEC_VERSION}")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_shipped_presets_are_at_the_current_version(name):
+    assert json.loads((PRESET_DIR / f"{name}.json").read_text())["version"] == SPEC_VERSION
 
 
 def test_bad_enum_names_field_and_allowed_values():

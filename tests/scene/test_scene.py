@@ -259,13 +259,13 @@ def test_an_importer_that_raises_gives_one_line(tmp_path):
 
 
 def test_truncated_operator_traceback_still_says_where():
-    from blender_addon.scene.importers import _error_line
+    from blender_addon.scene.importers import operator_error_line
 
     text = ('Error: Python: Traceback (most recent call last):\n  File "/x/io_scene_gltf2/blender/imp/draco.py", '
             'line 19, in decode_primitive\n    dll = cdll.LoadLibrary(path)\n    ^^^^\n  File "/usr/lib/pyth... truncated')
-    line = _error_line(RuntimeError(text))
+    line = operator_error_line(RuntimeError(text))
     assert "draco.py, in decode_primitive" in line and "LoadLibrary" in line
-    assert _error_line(RuntimeError("Error: Python: Traceback\nValueError: bad accessor\nLocation: ops.py:113")) \
+    assert operator_error_line(RuntimeError("Error: Python: Traceback\nValueError: bad accessor\nLocation: ops.py:113")) \
         == "ValueError: bad accessor"
 
 

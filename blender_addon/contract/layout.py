@@ -1,16 +1,24 @@
-"""The output layout contract (architecture section 3): paths, ids and confinement under OUT."""
+"""The output layout contract (architecture section 3): file names, ids and confinement under OUT.
+
+Where each source puts its objects (`views/<uid>`, `im3d/<class>_<NN>`, ...) is the source's own
+rule (farm/sources/); this module holds what every source and reader shares.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from blender_addon.rig.assets import identifier_problem
+from ..rig.assets import identifier_problem
+
+FARM_DIR = ".farm"
+OBJECTS_JSONL = "objects.jsonl"
+METADATA_JSON = "metadata.json"
+TRANSFORMS_JSON = "transforms.json"
+CAPTIONS_JSON = "captions.json"
 
 
 class LayoutError(ValueError):
     """An identifier or path that would escape the output folder."""
-
-
 
 
 def check_identifier(value: str, what: str = "uid") -> str:
@@ -45,22 +53,3 @@ def img_id(obj_id: int, view_index: int, stride: int = 100) -> int:
 def view_filename(view_index: int, file_format: str = "PNG") -> str:
     ext = {"PNG": "png", "JPEG": "jpg"}[file_format]
     return f"{view_index:03d}.{ext}"
-
-
-def views_rel(uid: str) -> str:
-    return f"views/{check_identifier(uid)}"
-
-
-def im3d_rel(name: str) -> str:
-    return f"im3d/{check_identifier(name, 'im3d object')}"
-
-
-def mvimgnet_rel(category: str, sequence: str) -> str:
-    return f"mvimgnet/{check_identifier(category, 'category')}/{check_identifier(sequence, 'sequence')}"
-
-
-FARM_DIR = ".farm"
-OBJECTS_JSONL = "objects.jsonl"
-METADATA_JSON = "metadata.json"
-TRANSFORMS_JSON = "transforms.json"
-CAPTIONS_JSON = "captions.json"

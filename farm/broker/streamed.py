@@ -1,0 +1,100 @@
+"""Streamed results: files of a worker without shared storage, sent in FILE_CHUNK messages.
+
+Chunks land in OUT/.farm/incoming/<attempt_id>/<name>.part. A successful RESULT lists the files
+with their sizes; they are then renamed into OUT/<out_rel>/ (atomic renames, the completion marker
+last). A failed or abandoned attempt's parts are removed.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from blender_addon.contract.layout import FARM_DIR, LayoutError, check_identifier, confined_path
+from ..store import Store
+
+if TYPE_CHECKING:  # workers.py uses this module
+    from .workers import WorkerSession
+
+MAX_STREAM_BYTES = 4 * 1024**3  # per streamed file
+MARKERS = ("transforms.json", "frames.json")  # installed last: they say the object folder is complete
+
+
+def incoming_dir(out_root: str, attempt_id: int) -> Path:
+    return confined_path(out_root, f"{FARM_DIR}/incoming/{attempt_id}")
+
+
+class StreamedFiles:
+    """FILE_CHUNK writes, installing a finished attempt's files, and discarding an abandoned one's."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def write_chunk(self, w: WorkerSession, msg: dict) -> bool:
+        """Write one chunk. False when `w` does not hold that task's lease (the chunk is dropped);
+        raises ValueError or LayoutError for a bad chunk."""
+        key = (msg["task_id"], msg["attempt_id"])
+        row = None if w.shared_storage else self.store.render_lease(*key, w.name)
+        if row is None:
+            return False
+        out_root, _ = self.store.out_paths(row)
+        name = check_identifier(msg["name"], "file name")
+        data = base64.b64decode(msg["data"], validate=True)
+        offset = msg["offset"]
+        if offset < 0 or offset + len(data) > MAX_STREAM_BYTES:
+            raise ValueError(f"chunk offset {offset} is out of range")
+        d = incoming_dir(out_root, key[1])
+        d.mkdir(parents=True, exist_ok=True)
+        fd = os.open(d / f"{name}.part", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, data, offset)
+        finally:
+            os.close(fd)
+        if w.task == key:
+            w.streamed.add(name)
+        return True
+
+    def install(self, out_root: str, out_rel: str, attempt_id: int, files: list[dict]) -> None:
+        """Move streamed files into OUT/<out_rel>/ (atomic renames, the completion marker last)."""
+        d = incoming_dir(out_root, attempt_id)
+        plan = [self._planned_move(d, Path(out_root).resolve(), out_rel, f) for f in files]
+        for _, part, final in sorted(plan, key=lambda p: p[0]):
+            if part.exists():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, final)
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _planned_move(d: Path, root: Path, out_rel: str, f: dict) -> tuple[bool, Path, Path]:
+        """(is a marker, part file, final path) for one listed file, checked before anything moves."""
+        name = check_identifier(str(f.get("name")), "file name")
+        size = f.get("size")
+        part = d / f"{name}.part"
+        final = confined_path(root, f"{out_rel}/{name}")
+        if final.parent == root or final.relative_to(root).parts[0] == FARM_DIR:
+            raise LayoutError(f"streamed file {name!r} would land outside an object folder")
+        if part.exists():
+            if part.stat().st_size != size:
+                raise ValueError(f"streamed file {name} is {part.stat().st_size} bytes, expected {size}")
+        elif not (final.exists() and final.stat().st_size == size):  # installed before a broker crash
+            raise ValueError(f"streamed file {name} never arrived")
+        return name in MARKERS, part, final
+
+    @staticmethod
+    def discard(w: WorkerSession) -> None:
+        """Remove the parts `w` streamed for its current task."""
+        if w.out_root and w.task and w.streamed:
+            d = incoming_dir(w.out_root, w.task[1])
+            for name in list(w.streamed):
+                try:
+                    os.unlink(d / f"{name}.part")
+                except OSError:
+                    pass
+            try:
+                d.rmdir()
+            except OSError:
+                pass

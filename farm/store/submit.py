@@ -1,0 +1,134 @@
+"""Submit: a job and its assets become objects and queued tasks.
+
+Objects are keyed by (out_root, out_rel) and get a dense `obj_id` per output folder at first
+submit; it never changes, so a resumed run keeps its ids. A done object is skipped (and queued for
+captions when the job captions and it has none); an object that already has an active render task
+elsewhere has that task moved into this job, so nothing runs twice.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from ..sources import task_kind_of
+from .schema import DEFAULT_MAX_ATTEMPTS, StoreError
+
+
+class JobSubmission:
+    """Store part: `submit` and its steps (upsert the object, queue its render or its caption)."""
+
+    def submit(self, job: dict, assets: list[dict], now: float | None = None, append_to: str | None = None) -> dict:
+        """Create a job and its tasks (or, with `append_to`, add assets to that job: big jobs
+        arrive in several SUBMITs). Done objects are skipped; an object that already has an
+        active task elsewhere has that task moved into this job (so nothing runs twice)."""
+        now = time.time() if now is None else now
+        job, job_id = self._submitted_job(job, append_to)
+        out_root = str(job["out_root"])
+        views = int(job.get("views") or 0)
+        priority = int(job.get("priority") or 0)
+        with self.transaction():
+            if append_to is None:
+                self._insert_job(job_id, job, now)
+            next_obj = self.db.execute(
+                "SELECT COALESCE(MAX(obj_id) + 1, 0) FROM objects WHERE out_root = ?", (out_root,)
+            ).fetchone()[0]
+            queued = skipped = 0
+            for asset in assets:
+                object_id, old_status = self._upsert_object(out_root, asset, next_obj, views, now)
+                if old_status is None:
+                    next_obj += 1
+                if old_status == "done":
+                    skipped += 1
+                    if job.get("caption"):
+                        self._queue_caption(job_id, object_id, priority, now)
+                    continue
+                self._queue_render(job_id, object_id, asset, views, priority, now)
+                queued += 1
+            self._event("submit", job_id, detail=f"{len(assets)} objects, {queued} queued, {skipped} already done")
+            self.exports.dirty_roots.add(out_root)
+            if queued == 0:
+                self._maybe_finished(job_id)
+        return {"job_id": job_id, "objects": len(assets), "queued": queued, "skipped": skipped}
+
+    def _submitted_job(self, job: dict, append_to: str | None) -> tuple[dict, str]:
+        """(settings, job id): a new job, or with `append_to` the existing job the assets join."""
+        if append_to is None:
+            return job, uuid.uuid4().hex[:12]
+        existing = self.job(self.find_job(append_to))
+        if existing["out_root"] != str(job["out_root"]):
+            raise StoreError(f"job {append_to}: appended assets must go to the same out_root")
+        return {**existing, "views": job.get("views"), "priority": existing["priority"]}, existing["job_id"]
+
+    def _insert_job(self, job_id: str, job: dict, now: float) -> None:
+        self.db.execute(
+            "INSERT INTO jobs (job_id, name, out_root, spec, spec_hash, options, priority, max_attempts,"
+            " timeout_s, caption, caption_model, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                job_id, str(job.get("name") or "job"), str(job["out_root"]),
+                json.dumps(job.get("spec")) if job.get("spec") is not None else None,
+                job.get("spec_hash"), json.dumps(job.get("options") or {}), int(job.get("priority") or 0),
+                int(job.get("max_attempts") or DEFAULT_MAX_ATTEMPTS), float(job.get("timeout_s") or 600.0),
+                1 if job.get("caption") else 0, job.get("caption_model"), now,
+            ),
+        )
+
+    def _upsert_object(self, out_root: str, asset: dict, new_obj_id: int, views: int,
+                       now: float) -> tuple[int, str | None]:
+        """(object row id, its status before this submit; None for a new object, given `new_obj_id`)."""
+        out_rel = asset["out_rel"]
+        row = self.db.execute(
+            "SELECT id, status FROM objects WHERE out_root = ? AND out_rel = ?", (out_root, out_rel)
+        ).fetchone()
+        if row is None:
+            cur = self.db.execute(
+                "INSERT INTO objects (out_root, obj_id, uid, source, category, asset, out_rel, views,"
+                " updated) VALUES (?,?,?,?,?,?,?,?,?)",
+                (out_root, new_obj_id, asset["uid"], asset.get("source") or "folder", asset.get("category"),
+                 asset["path"], out_rel, views, now),
+            )
+            self.exports.touch(out_root, cur.lastrowid)
+            return cur.lastrowid, None
+        object_id = row["id"]
+        self.exports.touch(out_root, object_id)
+        # the asset may have moved or been re-categorised; the id stays
+        self.db.execute(
+            "UPDATE objects SET asset = ?, category = ?, uid = ?, updated = ? WHERE id = ?",
+            (asset["path"], asset.get("category"), asset["uid"], now, object_id),
+        )
+        return object_id, row["status"]
+
+    def _queue_render(self, job_id: str, object_id: int, asset: dict, views: int, priority: int,
+                      now: float) -> None:
+        """A render task for the object in this job: its active task moved here, or a new one."""
+        active = self.db.execute(
+            "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render'"
+            " AND state IN ('queued','leased')",
+            (object_id,),
+        ).fetchone()
+        if active is not None:
+            self.db.execute("UPDATE tasks SET job_id = ?, priority = ? WHERE task_id = ?",
+                            (job_id, priority, active[0]))
+            return
+        kind = task_kind_of(asset.get("source"))
+        self.db.execute(
+            "INSERT INTO tasks (job_id, object_id, queue, kind, state, priority, updated)"
+            " VALUES (?, ?, 'render', ?, 'queued', ?, ?)",
+            (job_id, object_id, kind, priority, now),
+        )
+        self.db.execute(
+            "UPDATE objects SET status = 'pending', error = NULL, views = ?, updated = ? WHERE id = ?",
+            (views, now, object_id),
+        )
+
+    def _queue_caption(self, job_id: str, object_id: int, priority: int, now: float) -> None:
+        """A done object rendered earlier without captions gets captioned now (the captioner
+        acknowledges at once when captions.json is already complete)."""
+        if self.db.execute(
+                "SELECT 1 FROM tasks WHERE object_id = ? AND queue = 'caption'"
+                " AND state IN ('queued', 'leased', 'done') LIMIT 1", (object_id,)).fetchone():
+            return
+        self.db.execute(
+            "INSERT INTO tasks (job_id, object_id, queue, kind, state, priority, updated)"
+            " VALUES (?, ?, 'caption', 'caption', 'queued', ?, ?)",
+            (job_id, object_id, priority, now))

@@ -1,0 +1,90 @@
+"""A worker's outbox: task results waiting for the broker's ACK.
+
+A result is sent again after every reconnect until the broker acknowledges it (the broker counts
+only the current attempt's report, so a repeat is harmless). Without shared storage the result's
+files go first, in FILE_CHUNK messages, and their scratch folder goes once the ACK arrives.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator
+
+import zmq
+
+from . import protocol as P
+
+log = logging.getLogger("farm.worker")
+
+
+def success_delivery(key: tuple[int, int], result: dict | None, scratch_out: Path | None) -> dict:
+    """The RESULT of a finished attempt; with `scratch_out` (no shared storage) its files to stream."""
+    msg = {"task_id": key[0], "attempt_id": key[1], "ok": True, "result": result}
+    delivery: dict = {"key": key, "msg": msg}
+    if scratch_out is not None:
+        files = sorted(f for f in scratch_out.iterdir() if f.is_file() and not f.name.startswith("."))
+        delivery["stream"] = [(f.name, str(f)) for f in files]
+        delivery["scratch"] = str(scratch_out.parent)
+        msg["files"] = [{"name": f.name, "size": f.stat().st_size} for f in files]
+    return delivery
+
+
+def failure_delivery(key: tuple[int, int], error: str | None, kind: str) -> dict:
+    msg = {"task_id": key[0], "attempt_id": key[1], "ok": False, "error": error, "error_kind": kind}
+    return {"key": key, "msg": msg}
+
+
+def file_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """(offset, data) pieces of a file, FILE_CHUNK_BYTES each; an empty file is one empty piece."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            data = fh.read(P.FILE_CHUNK_BYTES)
+            if not data and offset > 0:
+                return
+            yield offset, data
+            offset += len(data)
+            if not data:
+                return
+
+
+class Outbox:
+    """Deliveries by (task_id, attempt_id). `send` drops a message when the queue is full;
+    `send_blocking` raises zmq.Again instead (after the socket's send timeout)."""
+
+    def __init__(self, send: Callable[..., None], send_blocking: Callable[..., None]):
+        self.send = send
+        self.send_blocking = send_blocking
+        self.pending: dict[tuple[int, int], dict] = {}
+
+    def keys(self) -> list[list[int]]:
+        """The results not yet acknowledged, for READY."""
+        return [list(k) for k in self.pending]
+
+    def add(self, delivery: dict) -> None:
+        self.pending[delivery["key"]] = delivery
+        self.deliver(delivery)
+
+    def deliver_all(self) -> None:
+        for delivery in list(self.pending.values()):
+            self.deliver(delivery)
+
+    def ack(self, key: tuple[int, int]) -> None:
+        delivery = self.pending.pop(key, None)
+        if delivery and delivery.get("scratch"):
+            shutil.rmtree(delivery["scratch"], ignore_errors=True)
+
+    def deliver(self, delivery: dict) -> None:
+        """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt.
+        When the broker stops taking data, the rest waits in the outbox for the reconnect."""
+        key = delivery["key"]
+        try:
+            for name, path in delivery.get("stream", []):
+                for offset, data in file_chunks(path):
+                    self.send_blocking("FILE_CHUNK", task_id=key[0], attempt_id=key[1], name=name, offset=offset,
+                                       data=base64.b64encode(data).decode("ascii"))
+            self.send("RESULT", **delivery["msg"])
+        except zmq.Again:
+            log.warning("broker not taking data; result %s waits for the reconnect", key)
