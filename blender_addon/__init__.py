@@ -15,13 +15,25 @@ bl_info = {
 }
 
 
-def register():
-    from . import ui
+def _has_numpy():
+    try:
+        import numpy  # noqa: F401  (the rig's maths; Debian's blender package lacks it)
+    except ImportError:
+        return False
+    return True
 
-    ui.register()
+
+def _gui():
+    """The full UI, or only a notice that says what to install when numpy is missing."""
+    from . import ui
+    from .ui import notice
+
+    return ui if _has_numpy() else notice
+
+
+def register():
+    _gui().register()
 
 
 def unregister():
-    from . import ui
-
-    ui.unregister()
+    _gui().unregister()

@@ -7,7 +7,12 @@ network is ever unpickled.
 
 Order per object: captions.json is written atomically, then CAPTION_DONE is sent. A captioner
 killed in between makes the broker re-lease the task when the lease expires; the new lease finds a
-complete captions.json newer than the images and is acknowledged without captioning again.
+complete captions.json newer than the images and is acknowledged without captioning again. An
+object whose images all failed gets CAPTION_FAILED with the reason (the broker retries it while
+attempts are left); one with some failed images is done, its failures recorded in captions.json.
+
+It leases with its model (protocol.caption_model_key), so a job that asks for another caption model
+is left to a captioner that runs it; a task that still names another model is refused.
 """
 from __future__ import annotations
 
@@ -21,10 +26,11 @@ from typing import Callable
 
 import zmq
 
+from blender_addon.contract.peer_auth import PeerAuth
 from farm import protocol
 
 from .engine import CaptionEngine, CaptionTask, ObjectResult
-from .runner import captions_complete
+from .runner import MAX_FAILURES_LISTED, captions_complete
 
 HEARTBEAT_S = 5.0  # CAPTION_HEARTBEAT period while holding leases (the broker's lease is minutes)
 REPLY_TIMEOUT_S = 10.0  # no CAPTION_TASKS for this long: reconnect (Lazy Pirate)
@@ -43,7 +49,8 @@ def task_from_payload(payload: dict) -> CaptionTask:
     return CaptionTask(uid=str(payload["uid"]), category=str(payload.get("category") or ""),
                        out_root=Path(payload["out_root"]), out_rel=str(payload["out_rel"]), files=list(files),
                        obj_id=payload.get("obj_id"), task_id=int(payload["task_id"]),
-                       attempt_id=int(payload["attempt_id"]))
+                       attempt_id=int(payload["attempt_id"]),
+                       model=protocol.caption_model_key(payload.get("caption_model")))
 
 
 @dataclass
@@ -87,13 +94,14 @@ class _EngineThread:
 
 class CaptionDaemon:
     def __init__(self, connect: str, make_engine: Callable[..., CaptionEngine], *, batch_size: int,
-                 curve: dict | None = None, max_tasks: int | None = None, idle_exit_s: float | None = None,
+                 model: str, auth: PeerAuth | None = None, max_tasks: int | None = None, idle_exit_s: float | None = None,
                  heartbeat_s: float = HEARTBEAT_S, reply_timeout_s: float = REPLY_TIMEOUT_S,
                  log: Callable[[str], None] = lambda s: None):
         self.connect = connect
+        self.model = model  # its caption_model_key: the broker leases it the jobs that ask for it (or none)
         self.make_engine = make_engine
         self.batch_size = batch_size
-        self.curve = curve
+        self.auth = auth  # CURVE keys or the local token, read again for each new socket
         self.max_tasks = max_tasks
         self.idle_exit_s = idle_exit_s
         self.heartbeat_s = heartbeat_s
@@ -102,6 +110,7 @@ class CaptionDaemon:
         self.stop = threading.Event()
         self.acked = 0
         self.failed = 0
+        self.failures: list[str] = []  # "<where>: <reason>" of the first MAX_FAILURES_LISTED failed tasks
         self.ctx = zmq.Context.instance()
         self.sock: zmq.Socket | None = None
         self.poller = zmq.Poller()
@@ -115,7 +124,7 @@ class CaptionDaemon:
             self.poller.unregister(self.sock)
             self.sock.close(linger=0)
         self.sock = self.ctx.socket(zmq.DEALER)
-        protocol.configure_socket(self.sock, self.curve)
+        protocol.configure_socket(self.sock, self.auth.socket_options() if self.auth else None)
         self.sock.connect(self.connect)
         self.poller.register(self.sock, zmq.POLLIN)
 
@@ -143,7 +152,7 @@ class CaptionDaemon:
             engine_thread.close()
             self._close()
         stats = engine_thread.engine.stats.as_dict()
-        stats.update(acked=self.acked, reported_failed=self.failed)
+        stats.update(acked=self.acked, reported_failed=self.failed, failures=self.failures)
         return stats
 
     def _ack_finished(self) -> None:
@@ -167,7 +176,7 @@ class CaptionDaemon:
         max_n = max(1, min(16, 2 * self.batch_size // max(1, self._views_hint(leases.active))))
         if self.max_tasks is not None:
             max_n = min(max_n, self.max_tasks - leases.leased_total)
-        self._send("CAPTION_LEASE", max=max_n)
+        self._send("CAPTION_LEASE", max=max_n, model=self.model)
         leases.awaiting_since = now
 
     def _heartbeat(self, now: float) -> None:
@@ -258,20 +267,30 @@ class CaptionDaemon:
             tid, aid = payload.get("task_id"), payload.get("attempt_id")
             self.log(f"malformed caption task {payload!r:.120}: {exc}")
             if isinstance(tid, int) and isinstance(aid, int):
-                self._send("CAPTION_FAILED", task_id=tid, attempt_id=aid, error=f"malformed caption task: {exc}")
+                self._fail(tid, aid, f"task {tid}", f"malformed caption task: {exc}")
             return None
         if not task.out_root.is_dir():
-            self.failed += 1
-            self._send("CAPTION_FAILED", task_id=task.task_id, attempt_id=task.attempt_id,
-                       error=f"output folder {task.out_root} is not reachable from this captioner")
+            self._fail(task.task_id, task.attempt_id, task.out_rel,
+                       f"output folder {task.out_root} is not reachable from this captioner")
             return None
         try:
             task.folder
         except ValueError as exc:
-            self.failed += 1
-            self._send("CAPTION_FAILED", task_id=task.task_id, attempt_id=task.attempt_id, error=str(exc))
+            self._fail(task.task_id, task.attempt_id, task.out_rel, str(exc))
+            return None
+        if task.model and task.model != self.model:
+            # a broker that does not match leases to models; never caption with another model
+            self._fail(task.task_id, task.attempt_id, task.out_rel,
+                       f"the job asks for caption model {task.model!r}; this captioner runs {self.model!r}")
             return None
         return task
+
+    def _fail(self, task_id: int, attempt_id: int, where: str, error: str) -> None:
+        self._send("CAPTION_FAILED", task_id=task_id, attempt_id=attempt_id, error=error)
+        self.failed += 1
+        if len(self.failures) < MAX_FAILURES_LISTED:
+            self.failures.append(f"{where}: {error}")
+        self.log(f"{where}: failed: {error}")
 
     def _report(self, result: ObjectResult) -> None:
         task = result.task
@@ -281,10 +300,7 @@ class CaptionDaemon:
             self.log(f"{task.out_rel}: {result.captioned} captioned, {result.failed} failed, "
                      f"{result.forced} forced prefix")
         else:
-            self._send("CAPTION_FAILED", task_id=task.task_id, attempt_id=task.attempt_id,
-                       error=result.error or "captioning failed")
-            self.failed += 1
-            self.log(f"{task.out_rel}: failed: {result.error}")
+            self._fail(task.task_id, task.attempt_id, task.out_rel, result.error or "captioning failed")
 
 
 def install_signal_handlers(daemon: CaptionDaemon) -> None:

@@ -67,6 +67,7 @@ class CaptionTask:
     obj_id: int | None = None
     task_id: int | None = None
     attempt_id: int | None = None
+    model: str | None = None  # the caption model the job asks for (farm submit --caption-model)
 
     @property
     def folder(self) -> Path:
@@ -84,7 +85,14 @@ class ObjectResult:
     captioned: int = 0
     failed: int = 0
     forced: int = 0
-    error: str | None = None
+    error: str | None = None  # why the object failed as a whole (no captions.json written)
+    image_error: str | None = None  # the first failed image's reason, when some failed
+
+    def failure(self) -> str | None:
+        """One line on what failed in this object, or None when every image was captioned."""
+        if self.error:
+            return self.error
+        return f"{self.failed} image(s) failed, e.g. {self.image_error}" if self.failed else None
 
 
 @dataclass
@@ -95,6 +103,7 @@ class EngineStats:
     forced: int = 0
     batches: int = 0
     objects: int = 0
+    failed_objects: int = 0  # objects with no caption at all (every image failed, or a bad task)
     generate_s: float = 0.0
     decode_wait_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
@@ -102,7 +111,8 @@ class EngineStats:
     def as_dict(self) -> dict:
         wall = time.perf_counter() - self.started
         return {"images": self.images, "captioned": self.captioned, "failed": self.failed, "forced": self.forced,
-                "batches": self.batches, "objects": self.objects, "generate_s": round(self.generate_s, 3),
+                "batches": self.batches, "objects": self.objects,
+                "failed_objects": self.failed_objects, "generate_s": round(self.generate_s, 3),
                 "decode_wait_s": round(self.decode_wait_s, 3), "wall_s": round(wall, 3)}
 
 
@@ -119,12 +129,15 @@ class CaptionEngine:
     def __init__(self, backend: Backend, *, prompt_template: str, batch_size: int = 8,
                  background: tuple[int, int, int] = (255, 255, 255), decode_threads: int = 4,
                  prefetch_depth: int | None = None, consistency: bool = True, preset: str | None = None,
+                 prompt_source: str | None = None,
                  on_object_done: Callable[[ObjectResult], None] | None = None):
         self.backend = backend
         self.prompt_template = prompt_template
         self.batch_size = max(1, int(batch_size))
         self.consistency = consistency
         self.preset = preset
+        self.prompt_source = prompt_source
+        self.background = tuple(background)
         self.on_object_done = on_object_done
         depth = prefetch_depth or max(2 * self.batch_size, 16)
         self.prefetcher = Prefetcher(threads=decode_threads, depth=depth, background=background)
@@ -265,20 +278,29 @@ class CaptionEngine:
         task = state.task
         entries = [state.entries[v] for v in sorted(state.entries)]
         doc = {"uid": task.uid, "category": task.category, "model": self.backend.name, "preset": self.preset,
-               "prompt": state.prompt, **library_versions(), "captions": entries}
+               "prompt": state.prompt, "prompt_source": self.prompt_source, "consistency": self.consistency,
+               "background": "#%02x%02x%02x" % self.background, **library_versions(), "captions": entries}
         result = ObjectResult(task, None,
                               captioned=sum(e["caption"] is not None for e in entries),
                               failed=sum(e["caption"] is None for e in entries),
-                              forced=sum(e["route"] == ROUTE_FORCED for e in entries))
-        try:
-            result.path = atomic_write_json(task.captions_path, doc)
-        except OSError as exc:
-            result.error = f"cannot write {CAPTIONS_JSON}: {one_line(exc)}"
-        self.stats.objects += 1
-        if self.on_object_done:
-            self.on_object_done(result)
+                              forced=sum(e["route"] == ROUTE_FORCED for e in entries),
+                              image_error=next((e["error"] for e in entries if e["caption"] is None), None))
+        if entries and not result.captioned:
+            # Nothing to keep: the object fails as a whole with the first reason, and an earlier
+            # captions.json (with captions) is left as it was.
+            result.error = f"all {len(entries)} image(s) failed: {result.image_error}"
+        else:
+            try:
+                result.path = atomic_write_json(task.captions_path, doc)
+            except OSError as exc:
+                result.error = f"cannot write {CAPTIONS_JSON}: {one_line(exc)}"
+        self._done(result)
 
     def _finish_failed(self, task: CaptionTask, error: str) -> None:
+        self._done(ObjectResult(task, None, error=error))
+
+    def _done(self, result: ObjectResult) -> None:
         self.stats.objects += 1
+        self.stats.failed_objects += result.error is not None
         if self.on_object_done:
-            self.on_object_done(ObjectResult(task, None, error=error))
+            self.on_object_done(result)

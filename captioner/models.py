@@ -49,6 +49,9 @@ class Preset:
     generation: GenerationSettings
     batch_size: int
     description: str = ""
+    # the colour RGBA renders are composited on (captioner --background overrides it)
+    background: tuple[int, int, int] = (255, 255, 255)
+    prompt_source: str = "this project's prompt"  # where the prompt comes from, for captions.json and the card
 
 
 PRESETS: dict[str, Preset] = {
@@ -58,7 +61,17 @@ PRESETS: dict[str, Preset] = {
         prompt=PAPER_PROMPT,
         generation=GenerationSettings(max_new_tokens=32, num_beams=5, length_penalty=-1.0, repetition_penalty=1.5),
         batch_size=64,
-        description="the paper's setup: InstructBLIP FlanT5-XL, 5 beams, 32 new tokens, length_penalty -1, repetition_penalty 1.5",
+        description="the paper's setup: InstructBLIP FlanT5-XL, 5 beams, 32 new tokens, length_penalty -1, "
+                    "repetition_penalty 1.5; renders on black, as InstructBLIP saw them",
+        # Omniview_Tuning scripts/caption_VLM_instrucBLIP.py:61 loads each render with
+        # Image.open(p).convert("RGB"): alpha is dropped, leaving the RGB Blender wrote under it,
+        # black for a transparent film. Compositing onto black shows the model that image (edge
+        # pixels, half transparent, come out darker here than its straight-alpha RGB).
+        background=(0, 0, 0),
+        prompt_source=("the paper's category-guided prompt (ECCV 2024 text); its released script "
+                       "(Omniview_Tuning@0d82177 scripts/caption_VLM_instrucBLIP.py:63) sends 'write a short "
+                       "description for the image.' and keeps the guided prompt as a comment (line 72); it had no "
+                       "consistency re-caption, so --no-consistency reproduces it"),
     ),
     "fast": Preset(
         name="fast",

@@ -21,6 +21,9 @@ from farm.metadata import read_objects, write_metadata
 from .engine import CaptionEngine, CaptionTask, ObjectResult, list_view_files
 
 
+MAX_FAILURES_LISTED = 100
+
+
 class RunError(ValueError):
     """OUT is not an output folder we can caption (one-line message)."""
 
@@ -75,11 +78,14 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
     images = sum(len(t.files) for t in tasks)
     log(f"{len(tasks)} object(s), {images} image(s) to caption in {out_root}")
     last_write = [time.monotonic()]
+    failures: list[str] = []  # "<out_rel>: <reason>", the first MAX_FAILURES_LISTED objects with a failed image
     # A bar (images done, rate, ETA) on a terminal; logs and pipes get the per-object lines only.
     bar = tqdm(total=images, unit="img", desc="captioning", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def on_done(result: ObjectResult) -> None:
         status = result.error or f"{result.captioned} captioned, {result.failed} failed, {result.forced} forced prefix"
+        if result.failure() and len(failures) < MAX_FAILURES_LISTED:
+            failures.append(f"{result.task.out_rel}: {result.failure()}")
         bar.update(len(result.task.files))
         bar.set_postfix(failed=engine.stats.failed, refresh=False)
         if bar.disable:
@@ -107,4 +113,5 @@ def run_out(out_root: str | Path, make_engine: Callable[..., CaptionEngine], *, 
         raise RunError(f"metadata.json: {exc}") from None
     stats = engine.stats.as_dict()
     stats["objects_pending"] = len(tasks)
+    stats["failures"] = failures
     return stats

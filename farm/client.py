@@ -1,7 +1,8 @@
 """A small DEALER client for `farm submit/status/cancel/retry` and `farm render`'s progress.
 
 Requests are one message, one reply, with a timeout (no blind resend: a SUBMIT that timed out may
-have been stored, so the caller decides).
+have been stored, so the caller decides). The client authenticates as blender_addon/contract/
+peer_auth.py says: with `curve_keys` its key pair `key_name`, else the local broker's token.
 """
 from __future__ import annotations
 
@@ -9,29 +10,29 @@ import os
 
 import zmq
 
+from blender_addon.contract.peer_auth import PeerAuth
+from blender_addon.contract.wire import SUBMIT_CHUNK, submit_in_chunks
+
 from . import protocol as P
-
-
-SUBMIT_CHUNK = 5000  # assets per SUBMIT message
 
 
 class ClientError(RuntimeError):
     """The broker answered ERROR, or did not answer in time. One line."""
 
 
+class Refused(ClientError):
+    """The broker answered ERROR: it refused the request (bad input, a changed spec). One line."""
+
+
 class Client:
     def __init__(self, connect: str = "tcp://127.0.0.1:5555", *, curve_keys: str | os.PathLike | None = None,
-                 curve_name: str = "client", timeout_s: float = 10.0, context: zmq.Context | None = None):
+                 key_name: str = "client", timeout_s: float = 10.0, context: zmq.Context | None = None):
         self.addr = connect
         self.timeout_ms = int(timeout_s * 1000)
         self.ctx = context or zmq.Context.instance()
-        curve = None
-        if curve_keys:
-            from .keys import client_options
-
-            curve = client_options(curve_keys, curve_name)
+        self.auth = PeerAuth(connect, curve_keys, key_name)
         self.sock = self.ctx.socket(zmq.DEALER)
-        P.configure_socket(self.sock, curve)
+        P.configure_socket(self.sock, self.auth.socket_options())
         self.sock.connect(connect)
 
     def close(self) -> None:
@@ -46,7 +47,8 @@ class Client:
     def request(self, mtype: str, **fields) -> dict:
         self.sock.send(P.encode(mtype, **fields))
         if not self.sock.poll(self.timeout_ms, zmq.POLLIN):
-            raise ClientError(f"no answer from the broker at {self.addr} within {self.timeout_ms / 1000:.0f}s")
+            raise ClientError(f"no answer from the broker at {self.addr} within {self.timeout_ms / 1000:g}s"
+                              + self.auth.hint())
         while True:
             reply = P.decode(self.sock.recv())
             if reply["type"] in ("HEARTBEAT", "RECONNECT"):  # not for us; wait for the answer
@@ -55,19 +57,13 @@ class Client:
                 continue
             break
         if reply["type"] == "ERROR":
-            raise ClientError(reply["error"])
+            raise Refused(reply["error"])
         return reply
 
     def submit(self, job: dict, assets: list[dict], chunk: int = SUBMIT_CHUNK) -> dict:
-        """One job; a long asset list goes in several SUBMITs (frames stay far below the size cap,
-        and the broker never stalls long on one). Returns the summed SUBMITTED reply."""
-        reply = self.request("SUBMIT", job=job, assets=assets[:chunk])
-        total = dict(reply)
-        for start in range(chunk, len(assets), chunk):
-            more = self.request("SUBMIT", job=job, assets=assets[start:start + chunk], append_to=reply["job_id"])
-            for key in ("objects", "queued", "skipped"):
-                total[key] += more[key]
-        return total
+        """One job, a long asset list in several SUBMITs (wire.submit_in_chunks). Returns the
+        summed SUBMITTED reply."""
+        return submit_in_chunks(lambda fields: self.request("SUBMIT", **fields), job, assets, chunk)
 
     def status(self, job_id: str | None = None) -> dict:
         return self.request("STATUS", job_id=job_id)

@@ -1,74 +1,84 @@
-"""CurveZMQ keys for the farm (`farm keys DIR`, `--curve-keys DIR`).
+"""CurveZMQ keys for the farm (`farm keys DIR --name NAME`, `--curve-keys DIR --key-name NAME`).
 
 Layout of DIR:
     broker.key, broker.key_secret      the broker's key pair
-    client.key, client.key_secret      a key pair for workers, clients and the captioner
-    authorized/<name>.key              public keys the broker admits (client.key is copied here)
+    <name>.key, <name>.key_secret      a peer's key pair (default name: client)
+    authorized/<name>.key              public keys the broker admits; NAME is who the peer is
 
-`farm keys DIR --name host2` adds another key pair and authorises it. Copy DIR/broker.key and the
-peer's own pair to a remote machine; the broker's secret never leaves the broker.
+Give workers, captioners and submitters key pairs of their own (`farm keys DIR --name gpu-node-1`):
+the broker knows a worker as NAME:<worker name>, so no key can pose as another's worker, and
+removing authorized/NAME.key shuts that peer out. Copy DIR/broker.key and the peer's own pair to
+its machine; the broker's secret never leaves the broker. Secret files are created 0600 (never
+readable by others, not even for a moment); a new DIR is 0700.
 """
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 from pathlib import Path
 
 import zmq
-import zmq.auth
 
+from blender_addon.contract.peer_auth import CurveKeyError, load_certificate
 
-class CurveKeyError(ValueError):
-    """Missing or unreadable key files (shown as a one-line error)."""
+__all__ = ["CurveKeyError", "authorized_keys", "create_keys", "server_options"]
+
+KEY_NAME_SEPARATOR = ":"  # in `NAME:worker`; no key name may hold it
 
 
 def create_keys(directory: str | os.PathLike, name: str = "client") -> dict[str, Path]:
+    """The broker's pair (kept when present) and the pair `name`, which is authorised."""
+    if KEY_NAME_SEPARATOR in name or name == "broker":
+        raise CurveKeyError(f"key name {name!r} is not allowed: it is `broker` or contains {KEY_NAME_SEPARATOR!r}")
     d = Path(directory)
-    (d / "authorized").mkdir(parents=True, exist_ok=True)
-    made = {}
-    if not (d / "broker.key_secret").exists():
-        zmq.auth.create_certificates(str(d), "broker")
-    made["broker"] = d / "broker.key"
-    if not (d / f"{name}.key_secret").exists():
-        zmq.auth.create_certificates(str(d), name)
+    if not d.exists():
+        d.mkdir(parents=True, mode=0o700)
+    (d / "authorized").mkdir(exist_ok=True)
+    for who in ("broker", name):
+        if not (d / f"{who}.key_secret").exists():
+            _write_pair(d, who)
     shutil.copyfile(d / f"{name}.key", d / "authorized" / f"{name}.key")
-    made[name] = d / f"{name}.key"
-    os.chmod(d / "broker.key_secret", 0o600)
-    os.chmod(d / f"{name}.key_secret", 0o600)
-    return made
+    return {"broker": d / "broker.key", name: d / f"{name}.key"}
 
 
-def _load(path: Path) -> tuple[bytes, bytes | None]:
-    try:
-        return zmq.auth.load_certificate(str(path))
-    except (OSError, ValueError) as exc:
-        raise CurveKeyError(f"--curve-keys: cannot read {path} ({exc}); create keys with `farm keys DIR`") from None
+def _write_pair(d: Path, name: str) -> None:
+    public, secret = zmq.curve_keypair()
+    stamp = f"#   Generated on {datetime.datetime.now():%Y-%m-%d %H:%M:%S} by farm keys\n"
+    body = f"metadata\ncurve\n    public-key = \"{public.decode()}\"\n"
+    _write_new(d / f"{name}.key_secret", stamp + "#   ZeroMQ CURVE **Secret** Certificate: keep it to yourself\n\n"
+               + body + f"    secret-key = \"{secret.decode()}\"\n", 0o600)
+    _write_new(d / f"{name}.key", stamp + "#   ZeroMQ CURVE Public Certificate\n\n" + body, 0o644)
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Create `path` with `mode` from the first byte on (O_EXCL: an existing file is an error)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text)
+    os.chmod(path, mode)  # the umask may have taken bits away from a public key
 
 
 def server_options(directory: str | os.PathLike) -> dict:
-    public, secret = _load(Path(directory) / "broker.key_secret")
+    public, secret = load_certificate(Path(directory) / "broker.key_secret")
     if not secret:
         raise CurveKeyError(f"--curve-keys: {directory}/broker.key_secret holds no secret key")
     return {zmq.CURVE_SERVER: 1, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
 
 
-def client_options(directory: str | os.PathLike, name: str = "client") -> dict:
-    d = Path(directory)
-    server_public, _ = _load(d / "broker.key")
-    public, secret = _load(d / f"{name}.key_secret")
-    if not secret:
-        raise CurveKeyError(f"--curve-keys: {d}/{name}.key_secret holds no secret key")
-    return {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
-
-
-def start_authenticator(ctx: zmq.Context, directory: str | os.PathLike):
-    """A ThreadAuthenticator that admits only the public keys in DIR/authorized."""
-    from zmq.auth.thread import ThreadAuthenticator
-
+def authorized_keys(directory: str | os.PathLike) -> dict[bytes, str]:
+    """Public key -> key name, from DIR/authorized/<name>.key. Unreadable files and names with
+    the separator are left out (the caller logs nothing here: it asks again when a key is unknown)."""
     authorized = Path(directory) / "authorized"
     if not authorized.is_dir():
         raise CurveKeyError(f"--curve-keys: {authorized} is missing; create keys with `farm keys DIR`")
-    auth = ThreadAuthenticator(ctx)
-    auth.start()
-    auth.configure_curve(domain="*", location=str(authorized))
-    return auth
+    keys = {}
+    for path in sorted(authorized.glob("*.key")):
+        if KEY_NAME_SEPARATOR in path.stem:
+            continue
+        try:
+            public, _ = load_certificate(path)
+        except CurveKeyError:
+            continue
+        keys[public] = path.stem
+    return keys

@@ -75,12 +75,13 @@ class LocalProcesses:
 
     def __init__(self, logs: Path, *, workers: int, device: str, worker_command: list[str],
                  worker_args: list[str], heartbeat_s: float | None, caption_model: str | None,
-                 caption_args: list[str]):
+                 caption_args: list[str], slot_args: list[list[str]] | None = None):
         self.logs = logs
         self.n_workers = workers
         self.device = device
         self.worker_command = worker_command
         self.worker_args = worker_args
+        self.slot_args = slot_args or []  # worker i also gets slot_args[i] (farm.gpus.local_plan)
         self.heartbeat_s = heartbeat_s
         self.caption_model = caption_model
         self.caption_args = caption_args
@@ -96,7 +97,8 @@ class LocalProcesses:
 
     def _spawn_worker(self, index: int) -> subprocess.Popen:
         cmd = [*self.worker_command, "--connect", self.endpoint, "--device", self.device,
-               "--name", f"local-{os.getpid()}-{index}", *self.worker_args]
+               "--name", f"local-{os.getpid()}-{index}", *self.worker_args,
+               *(self.slot_args[index] if index < len(self.slot_args) else [])]
         if self.heartbeat_s:
             cmd += ["--heartbeat", str(self.heartbeat_s)]
         return _spawn(cmd, self.logs / f"worker-{index}.log")

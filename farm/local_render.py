@@ -6,12 +6,13 @@ beside them (local_processes.py), a progress bar, and a summary. Running the sam
 resumes: done objects keep their files and obj_ids and are not rendered again; failed ones get a
 fresh try.
 
-Exit codes: 0 every object done; 3 finished with failures; 2 bad usage or input; 130 interrupted.
+Exit codes and the summary: local_summary.py (EXIT_CODES).
 """
 from __future__ import annotations
 
 import fcntl
 import logging
+import logging.handlers
 import os
 import sys
 import time
@@ -20,10 +21,11 @@ from pathlib import Path
 from blender_addon.contract.layout import FARM_DIR
 
 from .broker import Broker
-from .client import Client
+from . import environment
+from .client import Client, ClientError, Refused
 from .local_processes import LocalError, LocalProcesses, captioner_command
-
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 3, 2, 130
+from .local_summary import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, last_error_line, summarize
+from .local_summary import say as _say
 PROGRESS_LINE_S = 15.0  # without a terminal: one progress line this often
 
 
@@ -37,16 +39,12 @@ def _lock(farm_dir: Path):
     return fh
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 class LocalRun:
     def __init__(self, out: str | os.PathLike, *, workers: int = 1, device: str = "cpu",
                  caption: bool = False, caption_model: str | None = None, caption_args: list[str] | None = None,
                  max_attempts: int = 3, worker_args: list[str] | None = None, progress: bool = True,
                  progress_lines: bool = False, heartbeat_s: float | None = None,
-                 worker_command: list[str] | None = None):
+                 worker_command: list[str] | None = None, slot_args: list[list[str]] | None = None):
         self.out = Path(out).resolve()
         self.n_workers = workers
         self.caption = caption
@@ -61,34 +59,41 @@ class LocalRun:
             # how to start a worker: `farm worker` on this Python, so it sees what `farm render` sees
             worker_command=worker_command or [sys.executable, "-m", "farm", "worker"],
             worker_args=worker_args or [], heartbeat_s=heartbeat_s, caption_model=caption_model,
-            caption_args=caption_args or [])
+            caption_args=caption_args or [], slot_args=slot_args or [])  # slot_args[i]: worker i's GPU or threads
         self.broker: Broker | None = None
         self.thread = None
         self.endpoint = ""
         self.out_rels: set[str] = set()
+        self.captioner_log = self.farm_dir / "logs" / "captioner.log"
+        self.captioner_log_start = 0  # where this run's captioner output begins in its log
+        self.captioner_error: str | None = None  # why the captioner stopped, when it did
+        self.stopped_by: str | None = None  # the environment error (a full disk) that ended the run
 
     def run(self, assets: list, spec, *, timeout_s: float | None = None, options: dict | None = None,
-            views_per_object: int | None = None) -> int:
+            views_per_object: int | None = None, spec_change: str | None = None) -> int:
+        """Exit code; LocalError (exit 2) when the broker refuses the job (e.g. OUT's objects were
+        rendered with another spec), with nothing in OUT touched."""
         if self.caption:
             captioner_command()  # fail before any work when it cannot run
         self.out.mkdir(parents=True, exist_ok=True)
         (self.farm_dir / "logs").mkdir(parents=True, exist_ok=True)
         lock = _lock(self.farm_dir)
-        handler = logging.FileHandler(self.farm_dir / "logs" / "broker.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        # the broker's log is held back until the job is accepted: a refused rerun touches no file
+        handler = HeldLog(self.farm_dir / "logs" / "broker.log")
         farm_log = logging.getLogger("farm")
         farm_log.addHandler(handler)
         farm_log.setLevel(logging.INFO)
         kwargs = {"heartbeat_s": self.heartbeat_s} if self.heartbeat_s else {}
-        self.broker = Broker(self.farm_dir / "state.sqlite", "tcp://127.0.0.1:*", **kwargs)
+        # its workers and captioner find the broker's token as any local client of this user does
+        self.broker = Broker(self.farm_dir / "state.sqlite", "tcp://127.0.0.1:*", out_roots=[self.out], **kwargs)
         self.thread = self.broker.serve_in_thread()
         t0 = time.time()
         outcome = None
         try:
             self.endpoint = self.broker.wait_ready()
-            job = self._job(spec, timeout_s, options)
+            job = {**self._job(spec, timeout_s, options), "spec_change": spec_change}
             views_per = views_per_object if views_per_object is not None else (spec.view_count if spec else 0)
-            outcome = self._submit_and_watch(job, assets, views_per)
+            outcome = self._submit_and_watch(job, assets, views_per, handler)
         except KeyboardInterrupt:
             pass
         finally:
@@ -109,15 +114,21 @@ class LocalRun:
             job["timeout_s"] = float(timeout_s)
         return job
 
-    def _submit_and_watch(self, job: dict, assets: list, views_per: int) -> tuple[dict, dict]:
+    def _submit_and_watch(self, job: dict, assets: list, views_per: int, log: "HeldLog") -> tuple[dict, dict]:
         """Submit, start the workers (and captioner), watch to the end: (final job status, SUBMITTED)."""
         with Client(self.endpoint, timeout_s=60) as client:
-            submitted = client.submit(job, [a.to_dict() for a in assets])
+            try:
+                submitted = client.submit(job, [a.to_dict() for a in assets])
+            except Refused as exc:
+                log.drop()
+                raise LocalError(str(exc)) from None
+            log.write_on()
             if submitted["skipped"]:
                 _say(f"resuming: {submitted['skipped']} of {submitted['objects']} objects already done")
             if submitted["queued"]:
                 self.procs.start_workers(self.endpoint, min(self.n_workers, submitted["queued"]))
             if self.caption:
+                self.captioner_log_start = self.captioner_log.stat().st_size if self.captioner_log.exists() else 0
                 self.procs.start_captioner(self.endpoint)
             self.out_rels = {a.out_rel for a in assets}
             return self._watch(client, submitted["job_id"], submitted, views_per), submitted
@@ -136,7 +147,15 @@ class LocalRun:
         captioner_dead = False
         try:
             while True:
-                job = client.status(job_id)["jobs"][0]
+                try:
+                    job = client.status(job_id)["jobs"][0]
+                except ClientError:
+                    if not self.broker.storage_error:
+                        raise
+                    job = None  # the store could not record the STATUS round: a full disk
+                self.stopped_by = self._environment_problem(job)
+                if self.stopped_by:  # a full OUT will not empty itself: stop, and say so in one line
+                    return job or {"render": {}, "caption_tasks": {}, "views_done": 0}
                 render, caps = job["render"], job["caption_tasks"]
                 progress.show(job)
                 render_active = render.get("queued", 0) + render.get("leased", 0)
@@ -148,33 +167,65 @@ class LocalRun:
                 code = self.procs.captioner_exit_code()
                 if code is not None and not captioner_dead:
                     captioner_dead = True
-                    _say(f"captioner exited with code {code} (see {self.farm_dir / 'logs' / 'captioner.log'}); "
-                         f"{caps.get('queued', 0) + caps.get('leased', 0)} objects wait for captions")
+                    self.captioner_error = last_error_line(self.captioner_log, self.captioner_log_start)
+                    _say(f"captioner exited with code {code}: {self.captioner_error or 'no reason logged'} "
+                         f"(log: {self.captioner_log}); rendering goes on without captions")
                 time.sleep(0.25 if submitted["objects"] < 5000 else 1.0)  # STATUS costs more on big jobs
         finally:
             progress.close()
 
+    def _environment_problem(self, job: dict | None) -> str | None:
+        """A full disk (or another environment error) the store or a render ran into, or None."""
+        if self.broker.storage_error:
+            return self.broker.storage_error
+        failures = (job or {}).get("failures") or []
+        return next((f["error"] for f in failures if environment.is_environment(f.get("error"))), None)
+
     def _summary(self, job: dict, submitted: dict, elapsed: float) -> int:
         from .metadata import read_objects
 
-        render, caps = job["render"], job["caption_tasks"]
-        done = render.get("done", 0) + submitted["skipped"]
-        failed = render.get("failed", 0) + render.get("canceled", 0)
-        views = job["views_done"]
-        rate = views / elapsed if elapsed > 0 else 0.0
-        _say(f"farm render: {done} of {submitted['objects']} objects done, {failed} failed, "
-             f"{views} views rendered in {elapsed:.1f}s ({rate:.2f} views/s) -> {self.out}")
-        objects = {o["obj_id"]: o for o in read_objects(self.out)}
-        fails = [o for o in objects.values() if o.get("status") == "failed" and o.get("out_rel") in self.out_rels]
-        for o in fails[:10]:
-            _say(f"  failed: {o['uid']} (obj_id {o['obj_id']}): {o.get('error')}")
-        if len(fails) > 10:
-            _say(f"  ... and {len(fails) - 10} more in {self.out / 'objects.jsonl'}")
-        cap_failed = caps.get("failed", 0)
-        cap_pending = caps.get("queued", 0) + caps.get("leased", 0)
-        if self.caption:
-            _say(f"captions: {caps.get('done', 0)} objects captioned, {cap_failed} failed, {cap_pending} pending")
-        return EXIT_FAILURES if (failed or cap_failed or cap_pending) else EXIT_OK
+        if self.stopped_by:
+            done = job["render"].get("done", 0) + submitted["skipped"]
+            _say(f"farm render: stopped after {elapsed:.0f}s, {done} of {submitted['objects']} objects done: "
+                 f"{self.stopped_by.removeprefix(environment.PREFIX)}; make room, then run the same command "
+                 f"again to resume")
+            return EXIT_ENVIRONMENT
+        objects = [o for o in read_objects(self.out) if o.get("out_rel") in self.out_rels]
+        return summarize(self.out, job, submitted, elapsed, objects, caption=self.caption,
+                         captioner_error=self.captioner_error)
+
+
+class HeldLog(logging.handlers.MemoryHandler):
+    """A log file whose records are held in memory until `write_on()` (or `close()`); after
+    `drop()` they are forgotten and the file is not touched."""
+
+    def __init__(self, path: Path):
+        super().__init__(capacity=0, flushLevel=logging.CRITICAL + 1, flushOnClose=False)
+        self.file = logging.FileHandler(path, delay=True)
+        self.file.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        self.dropped = False
+
+    def shouldFlush(self, record) -> bool:
+        return self.target is not None  # held until released, then every record goes straight on
+
+    def emit(self, record) -> None:
+        if not self.dropped:
+            super().emit(record)
+
+    def write_on(self) -> None:
+        if not self.dropped:
+            self.setTarget(self.file)
+            self.flush()
+
+    def drop(self) -> None:
+        self.dropped = True
+        with self.lock:
+            self.buffer.clear()
+
+    def close(self) -> None:
+        self.write_on()
+        super().close()
+        self.file.close()
 
 
 class Progress:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from blender_addon.contract.layout import (
-    CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, confined_path, img_id, img_id_stride,
+    CAPTIONS_JSON, METADATA_JSON, OBJECTS_JSONL, STRIDE_FIELD, confined_path, img_id, img_id_stride,
 )
 from blender_addon.rig.fileio import atomic_open, atomic_write_text
 
@@ -43,6 +43,17 @@ def write_objects(out_root: str | os.PathLike, objects: Iterable[dict]) -> Path:
 
 
 def dataset_stride(objects: list[dict]) -> int:
+    """The img_id stride of OUT: the one its objects.jsonl records (fixed by the farm at OUT's first
+    submit); for an OUT from before strides were recorded, the one its ids were made with (from the
+    largest view count). ValueError when the lines disagree."""
+    recorded = list({repr(o[STRIDE_FIELD]): o[STRIDE_FIELD] for o in objects if o.get(STRIDE_FIELD) is not None}.values())
+    if len(recorded) > 1:
+        raise ValueError(f"{OBJECTS_JSONL}: {STRIDE_FIELD} differs between lines ({', '.join(map(repr, recorded))})")
+    if recorded:
+        stride = recorded[0]
+        if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
+            raise ValueError(f"{OBJECTS_JSONL}: {STRIDE_FIELD} {stride!r} is not a positive integer")
+        return stride
     return img_id_stride(max((int(o.get("views") or 0) for o in objects), default=0))
 
 
@@ -63,6 +74,8 @@ def iter_metadata_records(out_root: str | os.PathLike, objects: list[dict] | Non
         for entry in captions:
             if entry.get("caption") is None:
                 continue  # a failed image is recorded in captions.json, not in metadata
+            if int(entry["view"]) >= stride:  # its img_id would be the next object's
+                raise ValueError(f"{captions_path}: view {entry['view']} is beyond the img_id stride {stride}")
             yield {
                 "path": f"./{obj['out_rel']}/{entry['file']}",
                 "caption": entry["caption"],

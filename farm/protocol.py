@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 from blender_addon.contract import wire
@@ -22,6 +23,15 @@ from blender_addon.contract.wire import CAPTION_TYPES, CLIENT_TYPES, INBOUND_TYP
 FILE_CHUNK_BYTES = 512 * 1024  # raw bytes per FILE_CHUNK (base64 on the wire)
 
 HEARTBEAT_S = 1.0  # both directions
+
+
+def caption_model_key(model: str | None) -> str | None:
+    """How a job's caption model and a captioner's model are compared (CAPTION_LEASE's `model`):
+    a local folder by its absolute real path, a hub id as written; None or "" for none."""
+    if not model:
+        return None
+    path = os.path.expanduser(model)
+    return os.path.realpath(path) if os.path.isdir(path) else model
 LIVENESS = 4  # a peer silent for LIVENESS heartbeats is dead
 
 
@@ -42,6 +52,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
         "kinds": ("list[str]", _OPT),
         "running": ("?dict", _OPT),  # {"task_id", "attempt_id"} when it reconnects mid-task
         "results": ("list[list[int]]", _OPT),  # [[task_id, attempt_id]] of results not yet ACKed
+        "slurm": ("?dict", _OPT),  # {"job_id", "task_id", "node"} of a worker in a Slurm job
     },
     "HEARTBEAT": {},
     "PROGRESS": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ), "done": ("int", _REQ), "total": ("int", _REQ)},
@@ -75,6 +86,10 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
         "out_rel": ("str", _REQ),
         "obj_id": ("int", _REQ),
         "timeout_s": ("num", _REQ),
+        # a task that keeps the views on disk: "add_views" (render views first_view.. only) or
+        # "rerender" (a whole new set); both are swapped into out_rel when complete (farm/staged.py)
+        "mode": ("?str", _OPT),
+        "first_view": ("?int", _OPT),
     },
     "ACK": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
     "CANCEL_TASK": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
@@ -90,7 +105,7 @@ SCHEMAS: dict[str, dict[str, tuple[str, bool]]] = {
     "OK": {"detail": ("?str", _OPT)},
     "ERROR": {"error": ("str", _REQ)},
     # captioner <-> broker (docs/internals.md "Caption hand-off")
-    "CAPTION_LEASE": {"max": ("int", _REQ)},
+    "CAPTION_LEASE": {"max": ("int", _REQ), "model": ("?str", _OPT)},  # model: caption_model_key
     "CAPTION_TASKS": {"tasks": ("list[dict]", _REQ)},
     "CAPTION_HEARTBEAT": {"attempt_ids": ("list[int]", _REQ)},
     "CAPTION_DONE": {"task_id": ("int", _REQ), "attempt_id": ("int", _REQ)},
@@ -182,12 +197,67 @@ def decode(frame: bytes, allowed: set[str] | None = None) -> dict:
     return validate(wire.parse_frame(frame), allowed)
 
 
-def configure_socket(sock, curve: dict | None = None) -> None:
-    """Options every farm socket gets: a message size cap, no lingering, optional CURVE."""
+def configure_socket(sock, security: dict | None = None) -> None:
+    """Options every farm socket gets: a message size cap, no lingering, and a peer's credentials
+    (`PeerAuth.socket_options()`: CURVE keys or the local token)."""
     import zmq
 
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.LINGER, 0)
-    if curve:
-        for opt, value in curve.items():
-            sock.setsockopt(opt, value)
+    for opt, value in (security or {}).items():
+        sock.setsockopt(opt, value)
+
+
+# --- paths and names on the wire ---------------------------------------------------------------
+# Whatever the broker stores is read later by the broker and by workers, so the broker checks at
+# the door, and a worker again before it touches a TASK's folder, that no file system call will
+# choke on it: no NUL or control character, names of at most 255 bytes, paths of at most 4095,
+# UTF-8 text.
+MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL
+MAX_TEXT_BYTES = 4096  # a uid, a category, a job name
+
+
+def text_problem(value: str, limit: int = MAX_TEXT_BYTES) -> str | None:
+    """Why a string cannot be stored and used in file names and paths, or None."""
+    if "\x00" in value:
+        return "it contains a NUL character"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8"
+    return f"it is {size} bytes long; at most {limit}" if size > limit else None
+
+
+def path_problem(path: str) -> str | None:
+    """Why a path cannot be used as one, or None."""
+    from blender_addon.rig.assets import MAX_NAME_BYTES
+
+    problem = text_problem(path, MAX_PATH_BYTES)
+    if problem:
+        return problem
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in path):
+        return "it contains control characters"
+    long = next((p for p in path.split("/") if len(p.encode("utf-8")) > MAX_NAME_BYTES), None)
+    return f"its part {long[:24]!r}... is over {MAX_NAME_BYTES} bytes" if long else None
+
+
+def output_folder_problem(out_root: str, out_rel: str) -> str | None:
+    """Why OUT/out_rel cannot be an object folder, or None (the worker's check of a TASK)."""
+    from blender_addon.rig.assets import identifier_problem
+
+    problem = path_problem(out_root)
+    if problem:
+        return f"OUT {out_root[:80]!r}: {problem}"
+    for part in out_rel.split("/"):
+        problem = identifier_problem(part)
+        if problem:
+            return f"out_rel part {part[:80]!r}: {problem}"
+    return None
+
+
+def attempt_folder(out_root: str, attempt_id: int):
+    """OUT/.farm/attempts/<attempt_id>: where a shared-storage worker's child writes an attempt's
+    files; the broker moves them into the object's folder when it accepts the RESULT."""
+    from blender_addon.contract.layout import FARM_DIR, confined_path
+
+    return confined_path(out_root, f"{FARM_DIR}/attempts/{int(attempt_id)}")

@@ -6,11 +6,17 @@ sends READY again with the task it is still running and the results not yet ackn
 restarted broker can adopt them. Results stay in an outbox until the broker ACKs them.
 
 The render runs in a child process (farm/worker_child.py) that keeps bpy loaded across tasks. The
-worker kills it on timeout and when the broker calls a task back, and recycles it after
-`max_tasks` tasks or above `max_rss_mb`. A crash of the child costs one attempt, not the worker.
+worker kills it on timeout, above `max_rss_mb` during a task (memory_watch.py) and when the
+broker calls a task back, and recycles it after `max_tasks` tasks. A crash of the child costs one
+attempt, not the worker; who is to blame is the broker's call, by evidence.
 
-Storage: with shared storage the child writes into OUT/<out_rel> directly; without it, it renders
-into a scratch folder and the worker streams the files to the broker in FILE_CHUNK messages.
+Storage: an attempt never writes into the object's folder. With shared storage the child renders
+into OUT/.farm/attempts/<attempt_id>/; without it, into <scratch>/<attempt_id>/out and the worker
+streams the files to the broker in FILE_CHUNK messages. Either way the RESULT lists the files and
+the broker moves them into OUT/<out_rel>/ when it accepts the attempt (docs/internals.md). The
+worker removes only its attempt's own folder: after the ACK, on a failure, or when called back.
+Its scratch (given, or a `farm-scratch-*` folder it makes and removes) also holds each render
+child's TMPDIR, so Blender's temporary folders go with it.
 """
 from __future__ import annotations
 
@@ -19,21 +25,28 @@ import os
 import shutil
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import zmq
 
-from blender_addon.contract.layout import confined_path
+from blender_addon.contract.peer_auth import PeerAuth
 
-from . import protocol as P
-from .render_child import RenderChild, clean_partial
+from . import environment, protocol as P
+from .gpus import child_env
+from .memory_watch import MemoryWatch
+from .render_child import RenderChild, exit_description
+from .slurm import slurm_identity
 from .sources import task_kinds
 from .worker_child import child_main
 from .worker_outbox import Outbox, failure_delivery, success_delivery
 
 log = logging.getLogger("farm.worker")
+
+# well inside the grace a restarted broker gives leases to be adopted (2 x LIVENESS heartbeats)
+MAX_BACKOFF_S = 2.0
 
 
 class Worker:
@@ -43,16 +56,18 @@ class Worker:
         *,
         name: str | None = None,
         device: str = "cpu",
-        gpu: int | None = None,
+        gpu: str | int | None = None,
+        threads: int | None = None,
         max_tasks: int = 100,
         max_rss_mb: float = 4096.0,
         shared_storage: bool = True,
         scratch: str | os.PathLike | None = None,
         curve_keys: str | os.PathLike | None = None,
-        curve_name: str = "client",
+        key_name: str = "client",
         heartbeat_s: float = P.HEARTBEAT_S,
         liveness: int = P.LIVENESS,
         exit_after: int | None = None,
+        exit_when_idle: float | None = None,
         child_target: Callable = child_main,
     ):
         self.connect_addr = connect
@@ -62,28 +77,23 @@ class Worker:
         self.max_tasks = max_tasks
         self.max_rss_mb = max_rss_mb
         self.shared_storage = shared_storage
-        self.scratch = Path(scratch) if scratch else None
-        if not shared_storage and self.scratch is None:
-            import tempfile
-
-            self.scratch = Path(tempfile.mkdtemp(prefix="farm-scratch-"))
-        self.curve = None
-        if curve_keys:
-            from .keys import client_options
-
-            self.curve = client_options(curve_keys, curve_name)
+        self.own_scratch = not scratch  # made here, so removed here
+        self.scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="farm-scratch-"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.auth = PeerAuth(connect, curve_keys, key_name)  # keys checked now, the local token read at each connect
         self.heartbeat_s = heartbeat_s
         self.liveness = liveness
         self.exit_after = exit_after
-        env = {}
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-        self.child = RenderChild(device, env, child_target)
+        self.exit_when_idle = exit_when_idle  # seconds without a task (Slurm: free the node)
+        self.last_busy = time.time()
+        self.child = RenderChild(device, child_env(gpu, threads), child_target, self.scratch)  # pinned to its GPU
+        self.memory = MemoryWatch(max_rss_mb)
         self.ctx = zmq.Context.instance()
         self.sock = None
         self.task: dict | None = None
         self.deadline = 0.0
-        self.out_dir: Path | None = None
+        self.out_dir: Path | None = None  # where the child writes this attempt's files
+        self.attempt_dir: Path | None = None  # this attempt's own folder: the only one it removes
         self.outbox = Outbox(self._send, self._send_blocking)  # results waiting for ACK
         self.last_recv = 0.0
         self.last_send = 0.0
@@ -95,7 +105,7 @@ class Worker:
     # --- socket -------------------------------------------------------------------------------
     def _connect(self) -> None:
         self.sock = self.ctx.socket(zmq.DEALER)
-        P.configure_socket(self.sock, self.curve)
+        P.configure_socket(self.sock, self.auth.socket_options())
         self.sock.setsockopt(zmq.SNDTIMEO, 5000)  # a blocking send (file chunks) never hangs the loop
         self.sock.connect(self.connect_addr)
         now = time.time()
@@ -103,7 +113,7 @@ class Worker:
         running = {"task_id": self.task["task_id"], "attempt_id": self.task["attempt_id"]} if self.task else None
         self._send("READY", worker=self.name, host=self.host, pid=os.getpid(), device=self.device,
                    shared_storage=self.shared_storage, kinds=task_kinds(), running=running,
-                   results=self.outbox.keys())
+                   results=self.outbox.keys(), slurm=slurm_identity())
         self.outbox.deliver_all()
         log.info("worker %s connected to %s", self.name, self.connect_addr)
 
@@ -169,8 +179,10 @@ class Worker:
                 self._on_broker(msg)
         if self.child.conn is not None and events.get(self.child.fileno()):
             self._on_child()
+        self.child.pump_output()
         self._supervise(now)
         self._liveness(now)
+        self._exit_if_idle(now)
 
     def _liveness(self, now: float) -> None:
         if self.sock is None:
@@ -182,10 +194,17 @@ class Worker:
             log.warning("broker silent for %.1fs; reconnecting in %.1fs", now - self.last_recv, self.backoff)
             self._disconnect()
             self.reconnect_at = now + self.backoff
-            self.backoff = min(self.backoff * 2, 8.0)
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
             return
         if now - self.last_send >= self.heartbeat_s:
             self._send("HEARTBEAT")
+
+    def _exit_if_idle(self, now: float) -> None:
+        """--exit-when-idle: stop once no task has run for that long and every result is acknowledged."""
+        if (self.exit_when_idle and self.task is None and not self.outbox.keys()
+                and now - self.last_busy >= self.exit_when_idle and not self.stopping):
+            log.info("no work for %.0fs: worker %s exits", now - self.last_busy, self.name)
+            self.stopping = True
 
     def _on_broker(self, msg: dict) -> None:
         mtype = msg["type"]
@@ -202,8 +221,9 @@ class Worker:
             if self.task and (self.task["task_id"], self.task["attempt_id"]) == (msg["task_id"], msg["attempt_id"]):
                 log.info("task %s called back by the broker", msg["task_id"])
                 self._kill_child()
-                self._clean_out_dir()
-                self.task = None
+                self._end_attempt(discard=True)
+        elif mtype == "ERROR":  # e.g. the broker could not record a result: it stays in the outbox
+            log.warning("the broker answered: %s", msg["error"])
         elif mtype == "RECONNECT":
             self._disconnect()
             self._connect()
@@ -211,19 +231,39 @@ class Worker:
 
     # --- tasks --------------------------------------------------------------------------------
     def _start_task(self, msg: dict) -> None:
-        if self.shared_storage:
-            out_dir = confined_path(msg["out_root"], msg["out_rel"])
-        else:
-            out_dir = self.scratch / str(msg["attempt_id"]) / "out"
-        clean_partial(out_dir)  # leftovers of an attempt that died elsewhere
+        try:
+            attempt_dir, out_dir = self._attempt_folders(msg)
+            shutil.rmtree(attempt_dir, ignore_errors=True)  # named by this attempt's id: ours alone
+            out_dir.mkdir(parents=True)
+        except (OSError, ValueError) as exc:  # a path no file system takes fails the task, not the worker
+            env = environment.error_of(exc)
+            log.warning("task %s: cannot use its output folder: %s", msg["task_id"], exc)
+            self.outbox.add(failure_delivery((msg["task_id"], msg["attempt_id"]),
+                                             env or f"cannot use the output folder: {exc}", "env" if env else "worker"))
+            return
         self.task = msg
         self.out_dir = out_dir
+        self.attempt_dir = attempt_dir
         self.deadline = time.time() + float(msg["timeout_s"])
         if not self.child.alive:
             self.child.stop(graceful=False)
             self.child.start()
-        log.info("task %s attempt %s: %s", msg["task_id"], msg["attempt_id"], msg["asset"]["uid"])
+        self.child.begin_task()
+        log.info("task %s attempt %s: %s", msg["task_id"], msg["attempt_id"], msg["asset"].get("uid"))
         self.child.send({"task": msg, "out_dir": str(out_dir)})
+        self.memory.arm(self.child.pid)
+
+    def _attempt_folders(self, msg: dict) -> tuple[Path, Path]:
+        """(the attempt's own folder, where the child writes): OUT/.farm/attempts/<attempt_id>
+        with shared storage (the broker moves the files into place), else in the scratch."""
+        if not self.shared_storage:
+            attempt_dir = self.scratch / str(msg["attempt_id"])
+            return attempt_dir, attempt_dir / "out"
+        problem = P.output_folder_problem(msg["out_root"], msg["out_rel"])
+        if problem:  # stored before the broker checked it: no file system call may see it
+            raise ValueError(problem)
+        attempt_dir = P.attempt_folder(msg["out_root"], msg["attempt_id"])
+        return attempt_dir, attempt_dir
 
     def _on_child(self) -> None:
         while self.child.conn is not None and self.child.conn.poll():
@@ -250,35 +290,48 @@ class Worker:
             if self.task is None:
                 return
             self.child.stop(graceful=False)
-            self._clean_out_dir()
-            self._finish(False, error=f"render process died (exit code {code})", kind="worker")
+            self._finish(False, error=self._death_reason(code), kind="worker")
         elif now > self.deadline:
             self._kill_child()
-            self._clean_out_dir()
             self._finish(False, error=f"render timed out after {self.task['timeout_s']:g}s and was killed",
                          kind="timeout")
 
+    def _death_reason(self, code: int | None) -> str:
+        """Why the child died: our memory ceiling, or its exit with its last words."""
+        tripped = self.memory.tripped
+        if tripped and tripped["pid"] == self.child.last_pid:
+            return (f"render process exceeded {self.max_rss_mb:g} MB (--max-rss-mb) and was killed "
+                    f"at {tripped['rss_mb']:.0f} MB")
+        words = self.child.last_words()
+        return f"render process died ({exit_description(code)})" + (f": {words}" if words else "")
+
     def _kill_child(self) -> None:
+        self.memory.disarm()
         self.child.stop(graceful=False)
 
-    def _clean_out_dir(self) -> None:
-        if self.out_dir is not None:
-            clean_partial(self.out_dir)
+    def _end_attempt(self, discard: bool) -> None:
+        """The task is over here; `discard`: remove the attempt's own folder now (else the outbox
+        removes it after the ACK)."""
+        self.memory.disarm()
+        if discard and self.attempt_dir is not None:
+            shutil.rmtree(self.attempt_dir, ignore_errors=True)
+        self.task = None
+        self.out_dir = None
+        self.attempt_dir = None
 
     def _finish(self, ok: bool, result: dict | None = None, error: str | None = None, kind: str = "asset") -> None:
         key = (self.task["task_id"], self.task["attempt_id"])
         if ok:
-            delivery = success_delivery(key, result, None if self.shared_storage else self.out_dir)
+            delivery = success_delivery(key, result, self.out_dir, self.attempt_dir, stream=not self.shared_storage)
         else:
+            full = environment.disk_full(self.out_dir) if kind != "env" else None
+            if full:  # a render on a full disk fails in many ways ("image file is truncated"...)
+                error, kind = f"{full}; the render said: {error}", "env"
             delivery = failure_delivery(key, error, kind)
-            if self.shared_storage:
-                clean_partial(self.out_dir)  # no image of a failed attempt stays behind
-            else:
-                shutil.rmtree(self.out_dir.parent, ignore_errors=True)
             log.warning("task %s failed (%s): %s", key[0], kind, error)
-        self.task = None
-        self.out_dir = None
+        self._end_attempt(discard=not ok)  # no file of a failed attempt stays behind
         self.done_tasks += 1
+        self.last_busy = time.time()
         self.outbox.add(delivery)
         self._maybe_recycle_child()
         if self.exit_after and self.done_tasks >= self.exit_after:
@@ -295,10 +348,14 @@ class Worker:
                 self.child.start()
 
     def _shutdown(self) -> None:
-        if self.task is not None:
+        busy = self.task is not None
+        if busy:
             self._kill_child()
-            self._clean_out_dir()
-        self.child.stop(graceful=self.task is None)
+            self._end_attempt(discard=True)
+        self.child.stop(graceful=not busy)
+        self.memory.close()
+        if self.own_scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
         if self.sock is not None:
             self._send("DISCONNECT")
             self.sock.close(linger=1000)

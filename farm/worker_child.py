@@ -3,7 +3,7 @@
 It talks to its parent (farm/worker.py) over a multiprocessing pipe with JSON bytes, never pickle:
   parent -> child  {"task": {...TASK fields...}, "out_dir": "..."}
   child -> parent  {"ready": pid} once, then per task {"progress": [done, total]}...,
-                   and {"result": {...}} or {"error": "...", "kind": "asset" | "worker"}
+                   and {"result": {...}} or {"error": "...", "kind": "asset" | "worker" | "env"}
 
 It dies with its parent (PR_SET_PDEATHSIG), ignores Ctrl-C (the parent decides), and the parent
 kills it on timeout, recycles it after --max-tasks or above the memory ceiling.
@@ -22,7 +22,9 @@ import traceback
 from typing import Callable
 
 from blender_addon.rig.errors import one_line
-from blender_addon.scene.errors import AssetError
+from blender_addon.scene.errors import AssetError, RenderFault
+from farm import environment
+from farm.gpus import THREADS_ENV, gpu_model
 from farm.sources import RENDER, task_source
 
 Progress = Callable[[int, int], None]
@@ -46,9 +48,26 @@ def run_task(task: dict, out_dir: str, device: str, progress: Progress) -> dict:
     from blender_addon.scene.render import render_asset
 
     spec = spec_from_dict(task["spec"])
+    use_threads(os.environ.get(THREADS_ENV))
     result = render_asset(task["asset"]["path"], spec, out_dir, task["asset"]["uid"], device=device,
-                          progress=progress)
-    return result.to_dict() if hasattr(result, "to_dict") else dict(result)
+                          progress=progress, first_view=int(task.get("first_view") or 0))
+    return {**result.to_dict(), "device": device_record(result.device)}
+
+
+def use_threads(threads: str | None) -> None:
+    """The Cycles CPU threads the worker gave this child (the scene keeps them across tasks)."""
+    import bpy
+
+    render = bpy.context.scene.render
+    render.threads_mode = "FIXED" if threads else "AUTO"
+    if threads:
+        render.threads = int(threads)
+
+
+def device_record(backend: str) -> dict:
+    """What rendered an object, for objects.jsonl: the backend and, on a GPU, its model."""
+    gpu = None if backend == "CPU" else gpu_model(os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0])
+    return {"backend": backend, "gpu": gpu}
 
 
 def child_main(conn, device: str, run: TaskRunner = run_task) -> None:
@@ -80,8 +99,19 @@ def child_main(conn, device: str, run: TaskRunner = run_task) -> None:
         try:
             result = run(task, msg["out_dir"], device, progress)
             send({"result": json.loads(json.dumps(result, default=str))})
-        except AssetError as exc:
-            send({"error": one_line(exc, 500), "kind": "asset"})
-        except Exception as exc:  # noqa: BLE001 - anything else is reported, not fatal
-            traceback.print_exc()
-            send({"error": one_line(f"{type(exc).__name__}: {exc}", 500), "kind": "worker"})
+        except Exception as exc:  # noqa: BLE001 - reported with its kind, never fatal
+            send(failure_report(exc))
+
+
+def failure_report(exc: Exception) -> dict:
+    """{"error", "kind"} for a failed task: `env` (a full disk, too many open files...: named as
+    such, whatever raised it), `asset` (AssetError: the asset's own verdict) or `worker` (a render
+    fault or any other exception: blamed by evidence, farm/store/blocklist.py)."""
+    env = environment.error_of(exc)
+    if env is not None:
+        return {"error": one_line(env, 500), "kind": "env"}
+    if isinstance(exc, AssetError):
+        return {"error": one_line(exc, 500), "kind": "asset"}
+    if not isinstance(exc, RenderFault):
+        traceback.print_exc()
+    return {"error": one_line(f"{type(exc).__name__}: {exc}", 500), "kind": "worker"}

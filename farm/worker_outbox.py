@@ -2,7 +2,8 @@
 
 A result is sent again after every reconnect until the broker acknowledges it (the broker counts
 only the current attempt's report, so a repeat is harmless). Without shared storage the result's
-files go first, in FILE_CHUNK messages, and their scratch folder goes once the ACK arrives.
+files go first, in FILE_CHUNK messages. The attempt's folder (its staging folder under OUT/.farm,
+or its scratch folder) goes once the ACK arrives, whether the broker took the files or not.
 """
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ from . import protocol as P
 log = logging.getLogger("farm.worker")
 
 
-def success_delivery(key: tuple[int, int], result: dict | None, scratch_out: Path | None) -> dict:
-    """The RESULT of a finished attempt; with `scratch_out` (no shared storage) its files to stream."""
-    msg = {"task_id": key[0], "attempt_id": key[1], "ok": True, "result": result}
-    delivery: dict = {"key": key, "msg": msg}
-    if scratch_out is not None:
-        files = sorted(f for f in scratch_out.iterdir() if f.is_file() and not f.name.startswith("."))
+def success_delivery(key: tuple[int, int], result: dict | None, out_dir: Path, attempt_dir: Path,
+                     stream: bool) -> dict:
+    """The RESULT of a finished attempt, listing the files in `out_dir` (the broker moves them into
+    the object's folder); with `stream` (no shared storage) the files go along in FILE_CHUNKs.
+    `attempt_dir`, the attempt's own folder, is removed once the broker has acknowledged."""
+    files = sorted(f for f in out_dir.iterdir() if f.is_file() and not f.name.startswith(".")) \
+        if out_dir.is_dir() else []
+    msg = {"task_id": key[0], "attempt_id": key[1], "ok": True, "result": result,
+           "files": [{"name": f.name, "size": f.stat().st_size} for f in files]}
+    delivery: dict = {"key": key, "msg": msg, "scratch": str(attempt_dir)}
+    if stream:
         delivery["stream"] = [(f.name, str(f)) for f in files]
-        delivery["scratch"] = str(scratch_out.parent)
-        msg["files"] = [{"name": f.name, "size": f.stat().st_size} for f in files]
     return delivery
 
 

@@ -38,8 +38,13 @@ def confined_path(out_root: str | os.PathLike, rel: str) -> Path:
     return target
 
 
+# objects.jsonl field: the stride of every img_id in OUT, fixed at OUT's first submit (never changes)
+STRIDE_FIELD = "img_id_stride"
+
+
 def img_id_stride(view_count: int) -> int:
-    """100, or the next power of ten at or above the view count."""
+    """100, or the next power of ten at or above the view count (the stride an OUT's first submit
+    fixes from the view count its spec gives)."""
     stride = 100
     while stride < view_count:
         stride *= 10

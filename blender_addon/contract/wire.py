@@ -7,10 +7,11 @@ the wire is ever unpickled. See docs/internals.md ("Farm wire protocol") for eac
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # zmq MAXMSGSIZE on every farm socket
+SUBMIT_CHUNK = 5000  # assets per SUBMIT: a longer list goes in several, the later ones with append_to
 
 # Message types, by who sends them to the broker.
 WORKER_TYPES = frozenset({"READY", "HEARTBEAT", "PROGRESS", "FILE_CHUNK", "RESULT", "DISCONNECT"})
@@ -46,3 +47,16 @@ def parse_frame(frame: bytes) -> Any:
         return json.loads(frame.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"not UTF-8 JSON: {str(exc)[:80]}") from None
+
+
+def submit_in_chunks(ask: Callable[[dict], dict], job: dict, assets: list[dict], chunk: int = SUBMIT_CHUNK) -> dict:
+    """Submit one job: its assets in SUBMITs of `chunk` (frames stay far below the size cap, and the
+    broker never stalls long on one), the later ones `append_to` the first's job. `ask(fields)`
+    sends one SUBMIT and returns its SUBMITTED reply. Returns the replies summed."""
+    reply = ask({"job": job, "assets": assets[:chunk]})
+    total = dict(reply)
+    for start in range(chunk, len(assets), chunk):
+        more = ask({"job": job, "assets": assets[start:start + chunk], "append_to": reply["job_id"]})
+        for key in ("objects", "queued", "skipped"):
+            total[key] += more[key]
+    return total

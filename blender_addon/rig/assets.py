@@ -13,14 +13,24 @@ class AssetListError(ValueError):
     """Bad asset paths (missing, not a mesh, clashing uids). One line."""
 
 
+MAX_NAME_BYTES = 255  # a file or folder name (NAME_MAX)
+
+
 def identifier_problem(value: str) -> str | None:
-    """Why an identifier (uid, category, folder name) could escape the output folder, or None."""
+    """Why an identifier (uid, category, folder name) could escape the output folder or cannot be
+    a file name, or None."""
     if not value or value in (".", ".."):
         return "empty or a dot name"
     if "/" in value or "\\" in value or ".." in value or os.path.isabs(value):
         return "it contains '/', '\\' or '..'"
-    if any(ord(ch) < 32 for ch in value):
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         return "it contains control characters"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8"
+    if size > MAX_NAME_BYTES:
+        return f"it is {size} bytes long; a name may have {MAX_NAME_BYTES}"
     return None
 
 
@@ -44,7 +54,7 @@ def folder_asset_records(
     paths: Iterable[str | os.PathLike], categories: dict[str, str] | None = None
 ) -> list[dict]:
     """The `folder` source's assets: uid = file stem, category = the mapping's entry or the parent
-    folder's name, output under views/<uid>."""
+    folder's name (then `category_from` is "folder", else "categories"), output under views/<uid>."""
     records: list[dict] = []
     seen: dict[str, Path] = {}
     for f in mesh_files(paths):
@@ -55,7 +65,8 @@ def folder_asset_records(
         if uid in seen and seen[uid] != path:
             raise AssetListError(f"uid {uid!r} appears twice: {seen[uid]} and {f}")
         seen[uid] = path
-        category = (categories or {}).get(uid) or path.parent.name
-        records.append({"uid": uid, "path": str(path), "category": category, "source": "folder",
-                        "out_rel": f"views/{uid}"})
+        category = (categories or {}).get(uid)
+        category_from = "categories" if category else "folder"
+        records.append({"uid": uid, "path": str(path), "category": category or path.parent.name, "source": "folder",
+                        "out_rel": f"views/{uid}", "category_from": category_from})
     return records

@@ -156,9 +156,8 @@ def _three_point(spec: ViewSpec, rng: np.random.Generator | None, c2w: np.ndarra
 
 # allenai/objaverse-xl randomize_lighting(): four shadowless suns, energies drawn from these lists.
 # It rendered through Filmic (Blender 3.2's default view transform), which compresses bright
-# values; the scene renders with 'Standard', where the same strengths clip (a white top face lit
-# by three suns reached 2.2). Scaling keeps the ratios and the draws and brings that face below 1.
-SUN_RIG_EXPOSURE_SCALE = 0.4
+# values; under 'Standard' the same strengths clip (a white top face lit by three suns reaches
+# 2.2), so use render.view_transform "Filmic" as the objaverse-xl-12 preset does, or lighting.strength 0.4.
 SUN_RIG = (
     ("Key_Light", (0.785398, 0.0, -0.785398), (3.0, 4.0, 5.0)),
     ("Fill_Light", (0.785398, 0.0, 2.35619), (2.0, 3.0, 4.0)),
@@ -169,7 +168,7 @@ SUN_RIG = (
 
 def _sun_rig_random(spec: ViewSpec, rng: np.random.Generator | None, c2w: np.ndarray | None) -> tuple:
     lights = [
-        LightDef("SUN", (0.0, 0.0, 0.0), rotation, SUN_RIG_EXPOSURE_SCALE * _choose(rng, list(choices), choices[1]),
+        LightDef("SUN", (0.0, 0.0, 0.0), rotation, _choose(rng, list(choices), choices[1]),
                  BLENDER_DEFAULT_SUN_ANGLE, name=name, use_shadow=False)
         for name, rotation, choices in SUN_RIG
     ]
@@ -250,12 +249,12 @@ def lights_for(
         rng = rng_for(spec.seed, uid, "lighting", view.index)
 
     lights, world = PRESET_BUILDERS[lighting.preset](spec, rng, None if c2w is None else np.asarray(c2w, float))
-    if lighting.default_point_light:
-        lights = [*lights, BLENDER_DEFAULT_POINT_LIGHT]
     tint = tuple(float(c) for c in lighting.color)
     lights = [
         replace(light, energy=light.energy * lighting.strength, color=tuple(a * b for a, b in zip(light.color, tint)))
         for light in lights
     ]
+    if lighting.default_point_light:  # Blender's own light, as the originals left it: not scaled, not tinted
+        lights.append(BLENDER_DEFAULT_POINT_LIGHT)
     world_scale = spec.background.world_strength * (lighting.strength if lighting.preset in WORLD_LIT_PRESETS else 1.0)
     return lights, replace(world, strength=world.strength * world_scale)

@@ -48,7 +48,7 @@ POSE_OUTPUTS = ("npy_poses", "trellis_transforms", "syncdreamer_meta")
 PASS_OUTPUTS = ("depth", "normal", "albedo", "mask")
 OUTPUTS = ("rgba", *POSE_OUTPUTS, *PASS_OUTPUTS)
 # Colour management, named as in Blender. Looks are version-neutral: AgX's own carry an "AgX - "
-# prefix in Blender, and its neutral one is called "Base Contrast" there (see scene/color.py).
+# prefix in Blender, and its neutral one is called "Base Contrast" there (scene/render_settings.py).
 VIEW_TRANSFORMS = ("Standard", "Filmic", "AgX")
 LOOKS = (
     "None", "Very High Contrast", "High Contrast", "Medium High Contrast", "Medium Contrast",

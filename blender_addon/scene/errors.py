@@ -11,3 +11,9 @@ class AssetError(ValueError):
         if len(line) > 500:
             line = line[:497] + "..."
         super().__init__(line)
+
+
+class RenderFault(RuntimeError):
+    """The machine failed to render a scene it had built: no image came out, the render was
+    cancelled, a device or denoiser error. Not known to be the asset's fault: the farm blames it by
+    evidence (the same asset failing on another worker or a fresh child, or succeeding there)."""

@@ -16,9 +16,10 @@ from typing import Callable
 import bpy
 import numpy as np
 
-from ..rig import cameras, lighting, patterns, transforms
-from . import build
-from .errors import AssetError
+from ..rig import cameras, lighting, pass_files, patterns, peer_outputs, transforms
+from ..rig.fileio import atomic_write_bytes
+from . import build, passes
+from .errors import AssetError, RenderFault
 from .importers import import_asset, missing_textures
 from .normalize import normalize_objects
 
@@ -41,11 +42,13 @@ class RenderResult:
     timings: dict = field(default_factory=dict)
     device: str = "CPU"
     warnings: list[str] = field(default_factory=list)  # settings this Blender could not honour
+    rendered_views: int | None = None  # views rendered by this call (all but those before first_view)
 
     def to_dict(self) -> dict:
         return {
             "uid": self.uid,
             "views": self.views,
+            "rendered_views": self.views if self.rendered_views is None else self.rendered_views,
             "files": list(self.files),
             "missing_textures": list(self.missing_textures),
             "quality": [dict(q) for q in self.quality],
@@ -139,6 +142,7 @@ class PreparedScene:
     lights_per_view: bool
     intrinsics: np.ndarray
     corners: np.ndarray  # the normalised bounding box, projected per view by the quality gate
+    passes: list[str] = field(default_factory=list)  # depth, normal, albedo, mask (render.outputs)
 
 
 @dataclass
@@ -160,12 +164,13 @@ class AttemptFiles:
         self.created_dir = not out_dir.exists()
 
     def start(self) -> None:
-        """Make out_dir; drop a stale completion marker and what a killed attempt left behind."""
+        """Make out_dir and drop a stale completion marker. Files of other attempts (and anything
+        else in the folder) are not this attempt's to remove: the farm renders each attempt into a
+        folder of its own."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         marker = self.out_dir / TRANSFORMS_NAME
         if marker.exists():
             marker.unlink()
-        _remove(self.out_dir.glob(".*.part"))
 
     def temp(self, name: str, kind: str = "") -> Path:
         path = self.out_dir / f".{name}.{self.tag}{kind}.part"
@@ -186,9 +191,9 @@ def _render_still(filepath: Path) -> None:
     scene.render.filepath = str(filepath)
     result = bpy.ops.render.render(write_still=True)
     if "FINISHED" not in result:
-        raise AssetError(f"render was cancelled ({', '.join(sorted(result))})")
+        raise RenderFault(f"render was cancelled ({', '.join(sorted(result))})")
     if not filepath.is_file() or filepath.stat().st_size == 0:
-        raise AssetError(f"render produced no image at {filepath.name}")
+        raise RenderFault(f"render produced no image at {filepath.name}")
 
 
 def prepare_scene(asset_path: Path, spec, uid: str, device: str) -> PreparedScene:
@@ -203,6 +208,7 @@ def prepare_scene(asset_path: Path, spec, uid: str, device: str) -> PreparedScen
     render_setup = build.configure_render(spec, device)
     camera = build.build_camera(spec)
     lights_per_view = lighting.lighting_varies_per_view(spec)
+    view_passes = passes.configure_passes(spec)
     if not lights_per_view:
         lights, world = lighting.lights_for(spec, uid)
         build.apply_lighting(lights, world)
@@ -210,7 +216,7 @@ def prepare_scene(asset_path: Path, spec, uid: str, device: str) -> PreparedScen
     return PreparedScene(views=views, camera=camera, normalization=norm.to_dict(), missing_textures=missing,
                          render_setup=render_setup, lights_per_view=lights_per_view,
                          intrinsics=cameras.intrinsics(spec.camera, ren.resolution_x, ren.resolution_y),
-                         corners=bbox_corners(norm.bbox_min, norm.bbox_max))
+                         corners=bbox_corners(norm.bbox_min, norm.bbox_max), passes=view_passes)
 
 
 def render_view(scene: PreparedScene, view, spec, uid: str, attempt: AttemptFiles, done: RenderedViews) -> None:
@@ -222,7 +228,11 @@ def render_view(scene: PreparedScene, view, spec, uid: str, attempt: AttemptFile
     name = view_file_name(view.index, spec.render.file_format)
     tmp_png = attempt.temp(name)
     t0 = time.perf_counter()
-    _render_still(tmp_png)
+    exr = attempt.temp(name, ".passes") if scene.passes else None
+    if exr is None:
+        _render_still(tmp_png)
+    else:
+        passes.render_with_passes(exr, tmp_png)
     t1 = time.perf_counter()
     done.render_s += t1 - t0
 
@@ -235,15 +245,19 @@ def render_view(scene: PreparedScene, view, spec, uid: str, attempt: AttemptFile
     finish_image(tmp_png, final, spec, attempt.temp(name, ".final"))
     attempt.written.append(final)
     done.files.append(name)
+    if exr is not None:
+        write_pass_files(exr, scene.passes, view.index, attempt)
     done.write_s += time.perf_counter() - t1
 
 
 def render_views(scene: PreparedScene, spec, uid: str, attempt: AttemptFiles,
-                 progress: Callable[[int, int], None] | None, t_start: float) -> RenderedViews:
-    """Every view in turn; AssetError once the whole asset has taken longer than render.timeout_s."""
+                 progress: Callable[[int, int], None] | None, t_start: float, first_view: int = 0) -> RenderedViews:
+    """Every view from `first_view` on, in turn; AssetError once the whole asset has taken longer
+    than render.timeout_s."""
     done = RenderedViews()
-    total = len(scene.views)
-    for n, view in enumerate(scene.views):
+    todo = scene.views[first_view:]
+    total = len(todo)
+    for n, view in enumerate(todo):
         render_view(scene, view, spec, uid, attempt, done)
         if progress is not None:
             progress(n + 1, total)
@@ -254,9 +268,35 @@ def render_views(scene: PreparedScene, spec, uid: str, attempt: AttemptFiles,
     return done
 
 
+def write_pass_files(exr: Path, outputs: list[str], index: int, attempt: AttemptFiles) -> None:
+    """Split one view's multilayer EXR into its pass files (each atomic), then drop the EXR."""
+    try:
+        rendered = pass_files.blender_passes(exr)
+        for output in outputs:
+            final = attempt.out_dir / peer_outputs.view_output_name(output, index)
+            temp = attempt.temp(final.name)
+            pass_files.write_pass(output, rendered, temp)
+            os.replace(temp, final)
+            attempt.written.append(final)
+    except pass_files.PassError as exc:
+        raise AssetError(str(exc)) from None
+    finally:
+        _remove([exr])
+
+
+def write_object_files(scene: PreparedScene, spec, attempt: AttemptFiles) -> None:
+    """The pose files for peers' loaders (NNN.npy, meta.pkl), each atomic."""
+    for name, payload in peer_outputs.object_files(spec, scene.views).items():
+        final = attempt.out_dir / name
+        attempt.written.append(final)
+        atomic_write_bytes(final, payload)
+
+
 def write_transforms_file(scene: PreparedScene, spec, uid: str, attempt: AttemptFiles, files: list[str]) -> None:
-    """transforms.json, the object's completion marker: written last."""
+    """transforms.json, the object's completion marker: written last, listing every output."""
+    write_object_files(scene, spec, attempt)
     data = transforms.build_transforms(spec, uid, scene.views, scene.normalization, files)
+    peer_outputs.add_outputs_to_transforms(data, spec, scene.views)
     data["blender_version"] = bpy.app.version_string  # provenance for the dataset card
     transforms.record_render(data, scene.render_setup.settings, scene.render_setup.warnings)
     marker = attempt.out_dir / TRANSFORMS_NAME
@@ -265,11 +305,15 @@ def write_transforms_file(scene: PreparedScene, spec, uid: str, attempt: Attempt
 
 
 def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: str = "cpu",
-                 progress: Callable[[int, int], None] | None = None) -> RenderResult:
+                 progress: Callable[[int, int], None] | None = None, first_view: int = 0) -> RenderResult:
     """Render every view of `asset_path` per `spec` into `out_dir` (NNN.png + transforms.json).
 
-    Raises AssetError (one line) on any failure, after removing every file this attempt wrote.
-    A stale transforms.json in out_dir is removed first: it marks a complete set of views.
+    `first_view` > 0 renders only views first_view..N-1 (adding views to a set rendered with the
+    same spec and fewer views: random patterns are prefix-stable), while transforms.json and
+    `files` still list all N views, the first ones by their file names (farm/staged.py puts the
+    old files beside them). Raises AssetError (one line) on any failure, after removing every
+    file this attempt wrote. A stale transforms.json in out_dir is removed first: it marks a
+    complete set of views.
     """
     t_start = time.perf_counter()
     asset_path = Path(asset_path)
@@ -279,14 +323,19 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
         attempt.start()
         scene = prepare_scene(asset_path, spec, uid, device)
         t_import = time.perf_counter() - t_start
-        done = render_views(scene, spec, uid, attempt, progress, t_start)
+        if not 0 <= first_view < len(scene.views):
+            raise AssetError(f"first_view {first_view} is not one of the spec's {len(scene.views)} views")
+        done = render_views(scene, spec, uid, attempt, progress, t_start, first_view)
+        kept = [view_file_name(v.index, spec.render.file_format) for v in scene.views[:first_view]]
         t0 = time.perf_counter()
-        write_transforms_file(scene, spec, uid, attempt, done.files)
+        write_transforms_file(scene, spec, uid, attempt, kept + done.files)
         done.write_s += time.perf_counter() - t0
     except BaseException as exc:
         attempt.discard()
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt/SystemExit: a supervisor's stop, not the asset's fault
+        if isinstance(exc, RenderFault):
+            raise RenderFault(f"{asset_path.name}: {exc}") from None  # the machine's, maybe: not an AssetError
         if not isinstance(exc, AssetError):
             raise AssetError(f"{asset_path.name}: {type(exc).__name__}: {exc}") from exc
         if str(exc).startswith(asset_path.name):
@@ -298,7 +347,8 @@ def render_asset(asset_path, spec, out_dir, uid: str | None = None, *, device: s
     return RenderResult(
         uid=uid,
         views=len(scene.views),
-        files=done.files,
+        rendered_views=len(done.files),
+        files=kept + done.files,
         missing_textures=scene.missing_textures,
         quality=done.quality,
         normalization=scene.normalization,

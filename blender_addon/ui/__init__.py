@@ -1,7 +1,7 @@
 """Blender GUI: the "MVCap" sidebar tab, its scene properties and operators."""
-from . import ops, panels, props
+from . import ops, ops_farm, ops_render, panels, props
 
-_MODULES = (props, ops, panels)
+_MODULES = (props, ops, ops_render, ops_farm, panels)
 
 
 def register():

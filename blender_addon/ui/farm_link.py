@@ -1,12 +1,15 @@
 """Talk to an MVCap farm broker from Blender: the broker's JSON-over-DEALER wire protocol
 (contract/wire.py, shared with the farm), spoken directly with pyzmq (the add-on never imports
 `farm`). Every wait is short and every socket has LINGER 0, so an unreachable farm costs at most
-`timeout_s` and never hangs Blender.
+`timeout_s` and never hangs Blender. Every socket authenticates as the farm's other peers do
+(contract/peer_auth.py): with CurveZMQ keys when the panel names a key folder, else with the
+local broker's token.
 """
 import os
 import uuid
 
 from ..contract import wire
+from ..contract.peer_auth import CurveKeyError, PeerAuth
 from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
 
 SUBMIT_TIMEOUT_S = 3.0
@@ -56,33 +59,45 @@ def decode(frame):
     return msg
 
 
-def connect(address):
-    zmq = _zmq()
+def peer(address, curve_keys="", key_name="client"):
+    """How this Blender authenticates to the farm at `address`. Raises FarmError."""
+    _zmq()
     if not address.startswith(("tcp://", "ipc://", "inproc://")):
         raise FarmError(f"farm address {address!r} is not a ZeroMQ address like tcp://127.0.0.1:5555")
+    try:
+        return PeerAuth(address, curve_keys or None, key_name or "client")
+    except CurveKeyError as exc:
+        raise FarmError(str(exc).replace("--curve-keys", "Farm > Keys")) from None
+
+
+def connect(auth):
+    zmq = _zmq()
     sock = context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.IDENTITY, ("blender-" + uuid.uuid4().hex[:12]).encode())
     try:
-        sock.connect(address)
+        for option, value in auth.socket_options().items():
+            sock.setsockopt(option, value)
+        sock.connect(auth.endpoint)
     except zmq.ZMQError as exc:
         sock.close(linger=0)
-        raise FarmError(f"cannot connect to farm {address}: {exc}") from None
+        raise FarmError(f"cannot connect to farm {auth.endpoint}: {exc}") from None
     return sock
 
 
-def request(address, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
+def request(auth, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
     """Send one message and wait at most timeout_s for the reply. Raises FarmError."""
     zmq = _zmq()
-    sock = connect(address)
+    sock = connect(auth)
     try:
         sock.send(encode(mtype, **fields), zmq.NOBLOCK)
         if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
-            raise FarmError(f"farm at {address} did not answer within {timeout_s:g} s (is `farm broker` running?)")
+            raise FarmError(f"farm at {auth.endpoint} did not answer within {timeout_s:g} s "
+                            f"(is `farm broker` running?{auth.hint()})")
         reply = decode(sock.recv())
     except zmq.ZMQError as exc:
-        raise FarmError(f"farm at {address}: {exc}") from None
+        raise FarmError(f"farm at {auth.endpoint}: {exc}") from None
     finally:
         sock.close(linger=0)
     if reply["type"] == "ERROR":
@@ -101,14 +116,19 @@ def folder_assets(paths):
     return assets
 
 
-def submit(address, spec_dict, paths, out_dir, name="blender", caption=False):
-    """Submit assets (files or folders) with a spec; returns the SUBMITTED reply
-    (job_id, objects, queued, skipped). Raises FarmError."""
+def submit(auth, spec_dict, paths, out_dir, name="blender", caption=False):
+    """Submit assets (files or folders) with a spec, wire.SUBMIT_CHUNK assets per SUBMIT as `farm
+    submit` sends them; returns the summed SUBMITTED reply (job_id, objects, queued, skipped).
+    Raises FarmError."""
     job = {"out_root": os.path.abspath(out_dir), "name": name, "spec": spec_dict, "caption": bool(caption)}
-    reply = request(address, "SUBMIT", job=job, assets=folder_assets(paths))
-    if reply["type"] != "SUBMITTED":
-        raise FarmError(f"farm answered {reply['type']} to SUBMIT")
-    return reply
+
+    def submitted(fields):
+        reply = request(auth, "SUBMIT", **fields)
+        if reply["type"] != "SUBMITTED":
+            raise FarmError(f"farm answered {reply['type']} to SUBMIT")
+        return reply
+
+    return wire.submit_in_chunks(submitted, job, folder_assets(paths))
 
 
 def job_progress(job):
@@ -125,10 +145,10 @@ def job_progress(job):
 class StatusPoller:
     """Non-blocking STATUS polling for one job: `poll()` never waits, so a timer can call it."""
 
-    def __init__(self, address, job_id, resend_s=2.0, give_up_s=30.0):
-        self.address, self.job_id = address, job_id
+    def __init__(self, auth, job_id, resend_s=2.0, give_up_s=30.0):
+        self.auth, self.job_id = auth, job_id
         self.resend_s, self.give_up_s = resend_s, give_up_s
-        self.sock = connect(address)
+        self.sock = connect(auth)
         self.sent_at = None
         self.last_reply_at = None
         self.started_at = None
@@ -152,7 +172,7 @@ class StatusPoller:
             self.sock.send(encode("STATUS", job_id=self.job_id), zmq.NOBLOCK)
             self.sent_at = now
         if now - (self.last_reply_at or self.started_at) > self.give_up_s:
-            raise FarmError(f"farm at {self.address} stopped answering")
+            raise FarmError(f"farm at {self.auth.endpoint} stopped answering")
         return job
 
     def close(self):

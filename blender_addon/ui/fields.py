@@ -103,6 +103,10 @@ assert set(ENUMS["render.denoise_prefilter"]) == set(S.DENOISE_PREFILTERS)
 assert set(ENUMS["render.denoise_quality"]) == set(S.DENOISE_QUALITIES)
 assert set(ENUMS["render.denoise_input_passes"]) == set(S.DENOISE_INPUT_PASSES)
 
+# A property needs a number for "more than 0": the least positive value a property holds. A spec
+# value outside a property's range is refused when loaded (check_ranges), never clamped.
+OPEN_MIN = 1e-6
+BOUNCE_LABELS = {"max_bounces": "Total", "transmission_bounces": "Refraction"}  # fit the sidebar
 # Per-field UI hints; anything not named here is derived from the annotation and name.
 HINTS = {
     "seed": dict(label="Seed", min=0, tip="Seed for every random choice (with the asset uid)"),
@@ -110,50 +114,60 @@ HINTS = {
     "description": dict(label="Description", tip="What this spec is for"),
     "reproduces": dict(label="Reproduces", tip="Paper or pipeline this spec reproduces"),
     "camera.num_views": dict(label="Views", min=1, max=100000, soft_max=200, tip="Views per object (per elevation for a ring)"),
-    "camera.elevations_deg": dict(label="Elevations (°)", tip="Ring elevations in degrees, comma separated"),
-    "camera.azimuth_offset_deg": dict(label="Azimuth Offset", soft_min=-360, soft_max=360, tip="Azimuth of the first ring view"),
-    "camera.elevation_min_deg": dict(label="Min", min=-90, max=90, tip="Lowest camera elevation"),
-    "camera.elevation_max_deg": dict(label="Max", min=-90, max=90, tip="Highest camera elevation"),
-    "camera.explicit": dict(label="Explicit Views", tip="'azimuth° elevation° distance' rows separated by ';' (distance 0: use the distance mode)"),
+    "camera.elevations_deg": dict(label="Rings (°)", tip="Ring elevations in degrees, comma separated"),
+    "camera.azimuth_offset_deg": dict(label="Azimuth", soft_min=-360, soft_max=360, tip="Azimuth offset added to every view (a ring's first view is here)"),
+    "camera.elevation_min_deg": dict(label="Elevation Min", min=-90, max=90, tip="Lowest camera elevation"),
+    "camera.elevation_max_deg": dict(label="Elevation Max", min=-90, max=90, tip="Highest camera elevation"),
+    "camera.explicit": dict(label="View List", tip="'azimuth° elevation° distance' rows separated by ';' (distance 0: use the distance mode)"),
     "camera.distance_mode": dict(label="Distance"),
-    "camera.distance": dict(kind="length", label="Distance", min=1e-4, soft_max=20, tip="Camera distance from the object centre"),
-    "camera.distance_min": dict(kind="length", label="Min", min=1e-4, soft_max=20, tip="Nearest camera distance"),
-    "camera.distance_max": dict(kind="length", label="Max", min=1e-4, soft_max=20, tip="Farthest camera distance"),
-    "camera.fill_fraction": dict(kind="factor", label="Fill", min=0.01, max=1, tip="Fraction of the frame the object's bounding sphere fills"),
+    "camera.distance": dict(kind="length", open_min=True, label="Distance", min=OPEN_MIN, soft_max=20, tip="Camera distance from the object centre"),
+    "camera.distance_min": dict(kind="length", open_min=True, label="Distance Min", min=OPEN_MIN, soft_max=20, tip="Nearest camera distance"),
+    "camera.distance_max": dict(kind="length", open_min=True, label="Distance Max", min=OPEN_MIN, soft_max=20, tip="Farthest camera distance"),
+    "camera.fill_fraction": dict(kind="factor", open_min=True, label="Fill", min=OPEN_MIN, max=1, tip="Fraction of the frame the object's bounding sphere fills"),
     "camera.jitter_deg": dict(label="Jitter", min=0, max=90, tip="Random angular jitter per view"),
     "camera.roll_deg": dict(label="Roll", min=0, max=180, tip="Random roll about the viewing axis, up to this angle"),
-    "camera.lens_mm": dict(kind="lens", label="Focal Length", min=1, max=5000, tip="Lens focal length"),
-    "camera.sensor_width_mm": dict(kind="lens", label="Sensor Width", min=1, max=200, tip="Sensor width (sensor fit horizontal)"),
-    "camera.clip_start": dict(kind="length", label="Clip Start", min=1e-6, soft_max=10, tip="Camera near clip distance"),
-    "camera.clip_end": dict(kind="length", label="Clip End", min=1e-6, soft_max=10000, tip="Camera far clip distance"),
+    "camera.lens_mm": dict(kind="lens", label="Lens", min=1, max=5000, tip="Lens focal length"),
+    "camera.sensor_width_mm": dict(kind="lens", label="Sensor", min=1, max=200, tip="Sensor width (sensor fit horizontal)"),
+    "camera.clip_start": dict(kind="length", open_min=True, label="Clip Start", min=OPEN_MIN, soft_max=10, tip="Camera near clip distance"),
+    "camera.clip_end": dict(kind="length", open_min=True, label="Clip End", min=OPEN_MIN, soft_max=10000, tip="Camera far clip distance"),
     "lighting.preset": dict(label="Preset"),
     "lighting.strength": dict(label="Strength", min=0, max=1000, soft_max=10, tip="Multiplier on the preset's light energy"),
     "lighting.color": dict(label="Color", tip="Light colour (linear RGB)"),
     "lighting.randomize": dict(label="Randomize"),
     "lighting.hdri_path": dict(kind="path", label="HDRI", tip="An .hdr or .exr environment map"),
-    "lighting.hdri_strength": dict(label="HDRI Strength", min=0, max=1000, soft_max=10, tip="Environment map strength"),
-    "lighting.hdri_random_rotation": dict(label="Random HDRI Rotation", tip="Rotate the environment randomly about Z"),
+    "lighting.hdri_strength": dict(label="HDRI Power", min=0, max=1000, soft_max=10, tip="Environment map strength"),
+    "lighting.hdri_random_rotation": dict(label="Random Spin", tip="Rotate the environment map randomly about Z, per object"),
     "background.transparent": dict(label="Transparent", tip="Transparent film (RGBA output)"),
     "background.color": dict(label="Color", tip="World background colour (linear RGB)"),
-    "background.world_strength": dict(label="World Strength", min=0, max=1000, soft_max=10, tip="World background strength"),
+    "background.world_strength": dict(label="Strength", min=0, max=1000, soft_max=10, tip="World background strength"),
     "normalize.mode": dict(label="Normalize"),
     "normalize.frame": dict(label="Frame", min=0, tip="Animation frame the asset is normalised and rendered at"),
     "render.engine": dict(label="Engine"),
-    "render.resolution_x": dict(kind="pixels", label="X", min=8, max=16384, tip="Image width in pixels"),
-    "render.resolution_y": dict(kind="pixels", label="Y", min=8, max=16384, tip="Image height in pixels"),
+    "render.resolution_x": dict(kind="pixels", label="Resolution X", min=8, max=16384, tip="Image width in pixels"),
+    "render.resolution_y": dict(kind="pixels", label="Resolution Y", min=8, max=16384, tip="Image height in pixels"),
     "render.samples": dict(label="Samples", min=1, max=65536, soft_max=4096, tip="Render samples per pixel"),
     "render.denoise": dict(label="Denoise", tip="Denoise each view"),
     "render.file_format": dict(label="Format"),
-    "render.exposure": dict(label="Exposure", min=-32, max=32, soft_min=-10, soft_max=10, tip="Exposure in stops"),
-    "render.filter_width": dict(label="Filter Width", min=0.01, max=10, tip="Pixel filter width in pixels"),
-    "render.adaptive_threshold": dict(label="Noise Threshold", min=0, max=1, tip="Adaptive sampling noise threshold (0: automatic)"),
-    "render.adaptive_min_samples": dict(label="Min Samples", min=0, max=4096, tip="Adaptive sampling minimum samples (0: automatic)"),
-    **{f"render.{name}": dict(label=name.replace("_", " ").title().replace(" Max", ""), min=0, max=1024,
-                              tip="Cycles light-path bounce limit") for name in S.BOUNCE_FIELDS},
-    "render.light_tree": dict(label="Light Tree", tip="Cycles many-light sampling (3.5+)"),
+    # The Render > Quality panel shows these under a heading per group (short labels that fit the
+    # sidebar; messages name them "Render > Bounces > Diffuse").
+    "render.view_transform": dict(label="View", group="Color", tip="View transform: how scene light becomes pixel values"),
+    "render.look": dict(label="Look", group="Color"),
+    "render.exposure": dict(label="Exposure", group="Color", min=-32, max=32, soft_min=-10, soft_max=10, tip="Exposure in stops"),
+    "render.filter_type": dict(label="Filter", group="Sampling", tip="Pixel filter"),
+    "render.filter_width": dict(label="Filter Width", group="Sampling", min=0.01, max=10, tip="Pixel filter width in pixels"),
+    "render.adaptive_sampling": dict(label="Adaptive", group="Sampling", tip="Adaptive sampling: a pixel stops once its noise is low"),
+    "render.adaptive_threshold": dict(label="Threshold", group="Sampling", min=0, max=1, tip="Adaptive sampling noise threshold (0: automatic)"),
+    "render.adaptive_min_samples": dict(label="Min Samples", group="Sampling", min=0, max=4096, tip="Adaptive sampling minimum samples (0: automatic)"),
+    "render.light_tree": dict(label="Light Tree", group="Sampling", tip="Cycles many-light sampling (3.5+)"),
+    **{f"render.{name}": dict(label=BOUNCE_LABELS.get(name, name.split("_")[0].title()), group="Bounces", min=0, max=1024,
+                              tip=f"Cycles light-path bounce limit: {name.replace('_', ' ')}") for name in S.BOUNCE_FIELDS},
+    "render.denoiser": dict(label="Denoiser", group="Denoise"),
+    "render.denoise_prefilter": dict(label="Prefilter", group="Denoise"),
+    "render.denoise_quality": dict(label="Quality", group="Denoise"),
+    "render.denoise_input_passes": dict(label="Passes", group="Denoise", tip="The passes the denoiser reads"),
     "render.outputs": dict(label="Outputs", tip="Files per object, comma separated: rgba, npy_poses, trellis_transforms, syncdreamer_meta, depth, normal, albedo, mask"),
-    "lighting.default_point_light": dict(label="Default Point Light", tip="Add Blender's startup 1000 W point light, as scripts that never delete it do"),
-    "render.timeout_s": dict(kind="seconds", label="Timeout", min=0.001, soft_max=7200, tip="Seconds before a hung render is killed"),
+    "lighting.default_point_light": dict(label="Point Light", tip="Add Blender's startup 1000 W point light, as scripts that never delete it do"),
+    "render.timeout_s": dict(kind="seconds", open_min=True, label="Timeout", min=OPEN_MIN, soft_max=7200, tip="Seconds before a hung render is killed"),
 }
 
 
@@ -312,10 +326,26 @@ def settings_to_spec(settings):
     return S.spec_from_dict(settings_to_dict(settings))
 
 
+def check_ranges(data):
+    """SpecError for a number the panel's property cannot hold (it would be clamped silently)."""
+    for section, flds in FIELDS.items():
+        values = data[section] if section else data
+        for fld in flds:
+            value, low, high = values[fld.name], fld.hints.get("min"), fld.hints.get("max")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if low is not None and value < low:
+                raise S.SpecError(f"{fld.path}: {value:g} is below {low:g}, the least the panel holds")
+            if high is not None and value > high:
+                raise S.SpecError(f"{fld.path}: {value:g} is above {high:g}, the most the panel holds")
+
+
 def spec_to_settings(spec, settings):
     """Write every field of a ViewSpec into the settings (and its exact values beside them:
-    Blender stores floats as float32)."""
+    Blender stores floats as float32). SpecError, and nothing written, for a value the panel
+    cannot hold."""
     data = spec.to_dict()
+    check_ranges(data)
     if hasattr(settings, "exact_json"):
         settings.exact_json = json.dumps(data)
     for section, flds in FIELDS.items():

@@ -12,7 +12,7 @@ from ..rig.lighting import lighting_varies_per_view, lights_for
 from ..rig.patterns import sample_views
 from ..scene import build
 from ..scene.normalize import normalize_objects
-from . import fields, rig_state
+from . import fields, messages, rig_state
 
 RIG_COLLECTION = "MVCap Rig"
 CAMERA_NAME = "MVCap Camera"
@@ -286,4 +286,4 @@ def on_view_index(settings, context):
         if not settings.view_message and bpy.data.collections.get(RIG_COLLECTION) is not None:
             show_view(context.scene, settings, settings.view_index, views=views, spec=spec)
     except Exception as exc:  # an update callback cannot report: the panel shows it
-        settings.view_message = fields.panel_message(f"cannot show view {settings.view_index}: {exc}")
+        settings.view_message = messages.panel_message(f"cannot show view {settings.view_index}: {exc}")

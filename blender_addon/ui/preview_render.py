@@ -67,7 +67,9 @@ def show_image(context, image):
         for area in window.screen.areas:
             if area.type == "IMAGE_EDITOR":
                 area.spaces.active.image = image
-                area.tag_redraw()
+                region = next(r for r in area.regions if r.type == "WINDOW")
+                with context.temp_override(window=window, area=area, region=region):
+                    bpy.ops.image.view_all(fit_view=True)
                 return True
     if context.window is not None and not bpy.app.background:
         try:

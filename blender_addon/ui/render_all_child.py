@@ -29,18 +29,22 @@ def _import_addon(addon_dir):
     spec.loader.exec_module(module)
 
 
-def contact_sheet(out_dir, files, target, tile=256):
+def contact_sheet(out_dir, files, target, tile=256, gap=4):
     """The views in a grid on a dark grey ground (transparent pixels show it), written atomically."""
     from PIL import Image
 
-    cols = max(1, math.ceil(math.sqrt(len(files))))
-    rows = max(1, math.ceil(len(files) / cols))
-    sheet = Image.new("RGBA", (cols * tile, rows * tile), (48, 48, 48, 255))
-    for i, name in enumerate(files):
+    views = []
+    for name in files:
         with Image.open(os.path.join(out_dir, name)) as img:
-            view = img.convert("RGBA")
+            views.append(img.convert("RGBA"))
+    tile = min(tile, max(max(v.size) for v in views)) if views else tile  # small renders stay 1:1
+    cols = max(1, math.ceil(math.sqrt(len(views))))
+    rows = max(1, math.ceil(len(views) / cols))
+    sheet = Image.new("RGBA", (cols * (tile + gap) + gap, rows * (tile + gap) + gap), (48, 48, 48, 255))
+    for i, view in enumerate(views):
         view.thumbnail((tile, tile))
-        x, y = (i % cols) * tile + (tile - view.width) // 2, (i // cols) * tile + (tile - view.height) // 2
+        x = gap + (i % cols) * (tile + gap) + (tile - view.width) // 2
+        y = gap + (i // cols) * (tile + gap) + (tile - view.height) // 2
         sheet.alpha_composite(view, (x, y))
     part = target + ".part"
     sheet.save(part, "PNG")
@@ -50,7 +54,7 @@ def contact_sheet(out_dir, files, target, tile=256):
 def main(job_path):
     with open(job_path, encoding="utf-8") as fh:
         job = json.load(fh)
-    sys.path[:0] = [p for p in job["sys_path"] if p not in sys.path]  # the GUI's packages (numpy, Pillow)
+    sys.path += [p for p in job["sys_path"] if p not in sys.path]  # the GUI's packages (an extension's Pillow)
     _import_addon(job["addon_dir"])
     from mvcap_render_all.rig.errors import one_line
     from mvcap_render_all.rig.spec import spec_from_dict

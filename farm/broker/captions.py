@@ -2,7 +2,11 @@
 
 The captioner is a DEALER client: it leases caption tasks (CAPTION_LEASE), keeps the leases alive
 (CAPTION_HEARTBEAT, each lease lives CAPTION_LEASE_S without one) and reports each object. A done
-caption marks its output folder's metadata.json for rewriting.
+caption marks its output folder's metadata.json for rewriting; a failed one (CAPTION_FAILED, with
+the captioner's reason) spends an attempt like a failed render, and ends failed when none is left.
+
+A job that names a caption model (`farm submit --caption-model`) is captioned by that model only:
+a CAPTION_LEASE gets the tasks of jobs that name its `model` (protocol.caption_model_key) or none.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ class CaptionRequests:
         if mtype == "CAPTION_LEASE":
             label = "captioner-" + identity.hex()[:16]
             n = max(0, min(int(msg["max"]), MAX_LEASE))
-            leases = self.store.lease("caption", [label] * n, now, lease_s=CAPTION_LEASE_S)
+            leases = self.store.lease("caption", [label] * n, now, lease_s=CAPTION_LEASE_S,
+                                      caption_model=msg.get("model") or "")
             tasks = [self.store.caption_payload(t) for _, t in leases]
             out.append((identity, P.encode("CAPTION_TASKS", tasks=tasks)))
         elif mtype == "CAPTION_HEARTBEAT":

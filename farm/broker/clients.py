@@ -11,8 +11,9 @@ from .workers import WorkerRegistry
 class ClientRequests:
     """SUBMIT, STATUS, CANCEL and RETRY."""
 
-    def __init__(self, store: Store, registry: WorkerRegistry, streamed: StreamedFiles):
+    def __init__(self, store: Store, registry: WorkerRegistry, streamed: StreamedFiles, out_roots: tuple[str, ...]):
         self.store = store
+        self.out_roots = out_roots  # the folders a SUBMIT's OUT may lie in (none: every SUBMIT is refused)
         self.registry = registry
         self.streamed = streamed
 
@@ -30,7 +31,7 @@ class ClientRequests:
             out.append((identity, P.encode("OK", detail=f"{n} tasks queued again")))
 
     def _submit(self, identity: bytes, msg: dict, out: list) -> None:
-        job, assets = check_submit(msg["job"], msg["assets"])
+        job, assets = check_submit(msg["job"], msg["assets"], self.out_roots)
         reply = self.store.submit(job, assets, append_to=msg.get("append_to"))
         self.registry.maybe_queued = True
         out.append((identity, P.encode("SUBMITTED", **reply)))

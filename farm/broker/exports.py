@@ -33,7 +33,7 @@ class OutputFiles:
         if stale and (self.store.finished_jobs or not busy or now - self.last_export >= EXPORT_EVERY_S):
             try:
                 self.store.flush_exports()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a path no file system takes (a NUL)
                 log.warning("objects.jsonl export failed: %s", exc)
             self._write_metadata()
             self.last_export = now
@@ -43,7 +43,7 @@ class OutputFiles:
         try:
             self.store.flush_exports()
             self._write_metadata()
-        except OSError as exc:  # pragma: no cover
+        except (OSError, ValueError) as exc:  # pragma: no cover
             log.warning("final export failed: %s", exc)
 
     def _write_metadata(self) -> None:

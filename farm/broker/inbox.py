@@ -2,7 +2,12 @@
 
 A malformed message (not JSON, wrong types, unknown version or type, too big) is logged and
 dropped; so is one its handler refuses with a ValueError. Each message runs in its own savepoint
-inside the loop's transaction, so a failing one leaves the others' work intact.
+inside the loop's transaction, so a failing one leaves the others' work intact, and the replies it
+queued (an ACK among them) are withdrawn with it.
+
+Workers are known by the peer the gate authenticated: with CurveZMQ keys a worker is
+`<key name>:<its name>`, so no key can take over another key's worker, and a session answers only
+to messages from its own key.
 """
 from __future__ import annotations
 
@@ -14,8 +19,12 @@ from ..store import Store, StoreError
 from .captions import CaptionRequests
 from .clients import ClientRequests
 from .streamed import StreamedFiles
+from .submit_checks import result_problem
 from .tasks import RenderTasks
 from .workers import WorkerRegistry, WorkerSession
+
+KEY_SEPARATOR = ":"  # in `<key name>:<worker name>` (farm/keys.py keeps it out of key names)
+ANSWERED_ON_FAILURE = P.CLIENT_TYPES | {"RESULT"}  # get an ERROR when the broker cannot record them
 
 log = logging.getLogger("farm.broker")
 
@@ -24,13 +33,14 @@ DROP_LOG_LINES = 50  # dropped messages logged one by one; after that, one line 
 
 class Inbox:
     def __init__(self, store: Store, registry: WorkerRegistry, tasks: RenderTasks, streamed: StreamedFiles,
-                 clients: ClientRequests, captions: CaptionRequests):
+                 clients: ClientRequests, captions: CaptionRequests, keyed_names: bool = False):
         self.store = store
         self.registry = registry
         self.tasks = tasks
         self.streamed = streamed
         self.clients = clients
         self.captions = captions
+        self.keyed_names = keyed_names
         self.dropped = 0
         self._drop_log_budget = DROP_LOG_LINES
 
@@ -55,33 +65,46 @@ class Inbox:
             self.drop(identity, str(exc))
             return None
 
-    def handle(self, identity: bytes, msg: dict, now: float, out: list) -> None:
+    def session(self, identity: bytes, peer: str | None) -> WorkerSession | None:
+        """The worker session of `identity`, when `peer` is the key it registered with."""
+        w = self.registry.get(identity)
+        if w is not None and self.keyed_names and not w.name.startswith(f"{peer}{KEY_SEPARATOR}"):
+            return None
+        return w
+
+    def handle(self, identity: bytes, msg: dict, now: float, out: list, peer: str | None = None) -> None:
         """One message inside the open transaction; its own savepoint keeps a failure contained."""
         self.store.db.execute("SAVEPOINT msg")
+        replies = len(out)
         try:
-            self._route(identity, msg, now, out)
+            self._route(identity, msg, now, out, peer)
         except StoreError as exc:
             self.store.db.execute("ROLLBACK TO msg")
+            del out[replies:]
             out.append((identity, P.encode("ERROR", error=str(exc))))
         except (LayoutError, ValueError, KeyError, TypeError) as exc:
             self.store.db.execute("ROLLBACK TO msg")
+            del out[replies:]
             self.drop(identity, f"{msg.get('type')}: {type(exc).__name__}: {exc}")
-            if msg["type"] in P.CLIENT_TYPES:
+            if msg["type"] in ANSWERED_ON_FAILURE:
                 out.append((identity, P.encode("ERROR", error=f"{type(exc).__name__}: {exc}")))
         except Exception:  # a bug must not take the broker down
             self.store.db.execute("ROLLBACK TO msg")
+            del out[replies:]
             log.exception("error handling %s from %r", msg.get("type"), identity)
-            if msg["type"] in P.CLIENT_TYPES:
+            if msg["type"] in ANSWERED_ON_FAILURE:
                 out.append((identity, P.encode("ERROR", error="internal broker error; see the broker log")))
         finally:
             self.store.db.execute("RELEASE msg")
 
-    def _route(self, identity: bytes, msg: dict, now: float, out: list) -> None:
+    def _route(self, identity: bytes, msg: dict, now: float, out: list, peer: str | None) -> None:
         mtype = msg["type"]
         if mtype == "READY":
+            if self.keyed_names:
+                msg = {**msg, "worker": f"{peer}{KEY_SEPARATOR}{msg['worker']}"}
             self.registry.register(identity, msg, now, out)
         elif mtype in P.WORKER_TYPES:
-            w = self.registry.get(identity)
+            w = self.session(identity, peer)
             if w is None:
                 # Paranoid Pirate: a worker we do not know (we restarted, or it was declared dead)
                 # (a RESULT is not acknowledged: the worker resends it after READY)
@@ -102,6 +125,9 @@ class Inbox:
             if not self.streamed.write_chunk(w, msg):
                 self.drop(w.identity, "FILE_CHUNK for a task this worker does not hold")
         elif mtype == "RESULT":
+            problem = msg["ok"] and result_problem(msg)
+            if problem:  # recorded (and acknowledged) as the worker's failure, not dropped and resent forever
+                msg = {**msg, "ok": False, "error": f"bad result from worker {w.name}: {problem}", "error_kind": "worker"}
             self.tasks.on_result(w, msg, now, out)
         elif mtype == "DISCONNECT":
             self.registry.disconnect(w, now)

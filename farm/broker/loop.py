@@ -8,7 +8,12 @@ One turn of the loop:
   4. write objects.jsonl / metadata.json when due (exports.py).
 
 A transaction that fails (a full disk, a bug) is rolled back and the broker forgets its workers,
-which re-register as after a restart: the broker never dies on input.
+which re-register as after a restart: the broker never dies on input. Nothing in the failed
+transaction was acknowledged (a worker keeps its result and sends it again); clients get an ERROR.
+
+Who may connect, and who each message is from, is router.py and gate.py. Start-up problems (a
+state file that is not one or is in use, a bad or busy bind) are one-line errors (StoreError,
+BrokerStartError), also from `serve_in_thread` through `wait_ready`.
 """
 from __future__ import annotations
 
@@ -20,13 +25,13 @@ from pathlib import Path
 
 import zmq
 
-from .. import protocol as P
+from .. import environment, protocol as P
 from ..store import DEFAULT_BLOCKLIST_THRESHOLD, Store
 from .captions import CaptionRequests
 from .clients import ClientRequests
 from .exports import OutputFiles
-from .inbox import Inbox
-from .router import bind_router
+from .inbox import ANSWERED_ON_FAILURE, Inbox
+from .router import BoundRouter
 from .streamed import StreamedFiles
 from .tasks import RenderTasks
 from .workers import WorkerRegistry
@@ -46,6 +51,8 @@ class Broker:
         bind: str = "tcp://127.0.0.1:5555",
         *,
         curve_keys: str | os.PathLike | None = None,
+        insecure: bool = False,
+        out_roots: tuple[str | os.PathLike, ...] | list = (),
         heartbeat_s: float = P.HEARTBEAT_S,
         liveness: int = P.LIVENESS,
         fsync: bool = False,
@@ -56,15 +63,20 @@ class Broker:
         self.state_path = Path(state)
         self.bind_addr = bind
         self.curve_keys = curve_keys
+        self.insecure = insecure
+        self.out_roots = tuple(os.path.realpath(r) for r in out_roots)  # SUBMIT's OUT must lie under one
         self.heartbeat_s = heartbeat_s
         self.liveness = liveness
         self.fsync = fsync
         self.blocklist_threshold = blocklist_threshold
         self.group_commit = group_commit  # messages per transaction (1 = a commit per message)
-        self.ctx = context or zmq.Context.instance()
+        self._own_ctx = context is None  # its own: the gate's ZAP endpoint is one per context
+        self.ctx = context or zmq.Context()
         self.endpoint: str | None = None
         self.sock: zmq.Socket | None = None
-        self.auth = None
+        self.router: BoundRouter | None = None
+        self.start_error: Exception | None = None
+        self.storage_error: str | None = None  # the environment error that last failed a commit (a full disk)
         self.stats = {"messages": 0, "batches": 0, "leased": 0, "completed": 0, "failed": 0}
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -84,48 +96,68 @@ class Broker:
     def open(self) -> str:
         """Open the store and bind. Returns the bound endpoint (resolves tcp://...:* ports)."""
         self.store = Store(self.state_path, fsync=self.fsync)
-        # leases held by workers this broker has not met get one liveness period to be adopted
-        self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
-        self._build_handlers(self.store)
-        self.sock, self.auth, self.endpoint = bind_router(self.ctx, self.bind_addr, self.curve_keys)
+        try:
+            # leases held by workers this broker has not met get one liveness period to be adopted
+            self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
+            self.router = BoundRouter(self.ctx, self.bind_addr, self.curve_keys, self.insecure)
+        except BaseException:
+            self.close()
+            raise
+        self._build_handlers(self.store, keyed=self.router.keyed)
+        self.sock, self.endpoint = self.router.sock, self.router.endpoint
         log.info("broker listening on %s, state %s", self.endpoint, self.state_path)
+        if not self.out_roots:
+            log.warning("no --out-root: every SUBMIT is refused")
         self._ready.set()
         return self.endpoint
 
-    def _build_handlers(self, store: Store) -> None:
-        streamed = StreamedFiles(store)
+    def _build_handlers(self, store: Store, keyed: bool) -> None:
+        streamed = StreamedFiles(store, fsync=self.fsync)
         self.files = OutputFiles(store)
         self.registry = WorkerRegistry(store, streamed, self.heartbeat_s, self.liveness)
         self.tasks = RenderTasks(store, self.registry, streamed, self.stats, self.blocklist_threshold)
         self.inbox = Inbox(store, self.registry, self.tasks, streamed,
-                           ClientRequests(store, self.registry, streamed),
-                           CaptionRequests(store, self.files))
+                           ClientRequests(store, self.registry, streamed, self.out_roots),
+                           CaptionRequests(store, self.files), keyed_names=keyed)
 
     def stop(self) -> None:
         self._stop.set()
 
     def wait_ready(self, timeout: float = 10.0) -> str:
+        """The endpoint once serving; the start-up error of `serve_in_thread`, raised here."""
         if not self._ready.wait(timeout):
             raise RuntimeError("broker did not start")
+        if self.start_error is not None:
+            raise self.start_error
         assert self.endpoint
         return self.endpoint
 
     def close(self) -> None:
         if self.store is not None:
-            self.files.write_final()
+            if self.files is not None:
+                self.files.write_final()
             self.store.close()
             self.store = None
-        if self.sock is not None:
-            self.sock.close(0)
-            self.sock = None
-        if self.auth is not None:
-            self.auth.stop()
-            self.auth = None
+        if self.router is not None:
+            self.router.close()
+            self.router = self.sock = None
+        if self._own_ctx:
+            self._own_ctx = False
+            self.ctx.term()
 
     def serve_in_thread(self) -> threading.Thread:
-        t = threading.Thread(target=self.serve, name="farm-broker", daemon=True)
+        t = threading.Thread(target=self._serve_keeping_start_error, name="farm-broker", daemon=True)
         t.start()
         return t
+
+    def _serve_keeping_start_error(self) -> None:
+        try:
+            self.open()
+        except Exception as exc:  # noqa: BLE001 - wait_ready raises it in the caller's thread
+            self.start_error = exc
+            self._ready.set()
+            return
+        self.serve()
 
     # --- the loop -----------------------------------------------------------------------------
     def serve(self) -> None:
@@ -152,34 +184,37 @@ class Broker:
         finally:
             self.close()
 
-    def _receive(self, poller: zmq.Poller, next_maint: float) -> list[list[bytes]]:
-        """Wait for input (100 ms at most, less when maintenance is due), then drain up to BATCH."""
+    def _receive(self, poller: zmq.Poller, next_maint: float) -> list[tuple[list[bytes], str | None]]:
+        """Wait for input (100 ms at most, less when maintenance is due), then drain up to BATCH
+        messages, each with the peer the gate authenticated."""
         wait_ms = max(0, min(100, int((next_maint - time.time()) * 1000)))
         events = dict(poller.poll(wait_ms))
         batch = []
         if events.get(self.sock):
             while len(batch) < BATCH:
                 try:
-                    batch.append(self.sock.recv_multipart(zmq.NOBLOCK))
+                    frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
+                batch.append(([f.bytes for f in frames], self.router.peer(frames[-1])))
         return batch
 
-    def _needing_store(self, batch: list[list[bytes]], now: float) -> list[tuple[bytes, dict]]:
+    def _needing_store(self, batch: list, now: float) -> list[tuple[bytes, dict, str | None]]:
         """The checked messages that need a transaction (a known worker's HEARTBEAT does not)."""
         work = []
-        for frames in batch:
+        for frames, peer in batch:
             parsed = self.inbox.parse(frames)
             if parsed is None:
                 continue
-            w = self.registry.get(parsed[0])
-            if parsed[1]["type"] == "HEARTBEAT" and w is not None:
-                w.last_seen = now  # the common case needs no transaction
-                continue
-            work.append(parsed)
+            if parsed[1]["type"] == "HEARTBEAT":
+                w = self.inbox.session(parsed[0], peer)
+                if w is not None:
+                    w.last_seen = now  # the common case needs no transaction
+                    continue
+            work.append((*parsed, peer))
         return work
 
-    def _handle_in_transactions(self, work: list[tuple[bytes, dict]], now: float, maint: bool) -> None:
+    def _handle_in_transactions(self, work: list[tuple[bytes, dict, str | None]], now: float, maint: bool) -> None:
         """Group commit: `group_commit` messages per transaction; maintenance and leasing join the last."""
         step = max(1, self.group_commit)
         chunks = [work[i:i + step] for i in range(0, len(work), step)] or [[]]
@@ -188,23 +223,37 @@ class Broker:
             if chunk or (last and (maint or self.registry.maybe_queued)):
                 self._commit(chunk, now, maintain=last and maint, dispatch=last)
 
-    def _commit(self, chunk: list[tuple[bytes, dict]], now: float, maintain: bool, dispatch: bool) -> None:
-        """One transaction; the replies go out only after it commits."""
+    def _commit(self, chunk: list[tuple[bytes, dict, str | None]], now: float, maintain: bool, dispatch: bool) -> None:
+        """One transaction; the replies go out only after it commits (an ACK only once the
+        result is on disk). A failed one answers ERROR instead, and nothing else."""
         out: list[tuple[bytes, bytes]] = []
         try:
             with self.store.transaction():
-                for identity, msg in chunk:
-                    self.inbox.handle(identity, msg, now, out)
+                for identity, msg, peer in chunk:
+                    self.inbox.handle(identity, msg, now, out, peer)
                 if maintain:
                     self._maintain(now, out)
                 if dispatch and self.registry.maybe_queued:
                     self.tasks.dispatch(now, out)
-        except Exception:  # noqa: BLE001 - e.g. a full disk: keep serving
-            log.exception("transaction rolled back")
+        except Exception as exc:  # noqa: BLE001 - e.g. a full disk: keep serving
+            self._log_rollback(exc)
             self._soft_restart()
-            return
+            error = P.encode("ERROR", error=f"the broker could not record this ({type(exc).__name__}: "
+                                            f"{str(exc)[:200]}); send it again")
+            out = [(identity, error) for identity, msg, _ in chunk if msg["type"] in ANSWERED_ON_FAILURE]
         for identity, frame in out:
             self._send(identity, frame)
+
+    def _log_rollback(self, exc: Exception) -> None:
+        """A full disk is named in one line, once until it changes (it fails every turn: no
+        traceback each time); anything else gets its traceback."""
+        env = environment.error_of(exc)
+        if env is None:
+            log.exception("transaction rolled back")
+            return
+        if env != self.storage_error:
+            log.error("transaction rolled back: %s", env)
+        self.storage_error = env  # stays: `farm render` stops on it
 
     def _maintain(self, now: float, out: list) -> None:
         """Heartbeats out, dead workers forgotten, expired leases failed, unservable jobs failed."""

@@ -3,6 +3,11 @@
 Chunks land in OUT/.farm/incoming/<attempt_id>/<name>.part. A successful RESULT lists the files
 with their sizes; they are then renamed into OUT/<out_rel>/ (atomic renames, the completion marker
 last). A failed or abandoned attempt's parts are removed.
+
+A chunk may only continue a part or rewrite what it holds (offset <= its size; a worker sends each
+file from offset 0, again after a reconnect), so a part never has holes and takes no more disk
+than the bytes that came. With `--fsync` the files reach the disk before they are renamed, and so
+before the commit that records them and the ACK.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from blender_addon.contract.layout import FARM_DIR, LayoutError, check_identifier, confined_path
+from .. import protocol as P
+from ..staged import is_staged, start_staging, swap_in
 from ..store import Store
 
 if TYPE_CHECKING:  # workers.py uses this module
@@ -25,11 +32,20 @@ def incoming_dir(out_root: str, attempt_id: int) -> Path:
     return confined_path(out_root, f"{FARM_DIR}/incoming/{attempt_id}")
 
 
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class StreamedFiles:
     """FILE_CHUNK writes, installing a finished attempt's files, and discarding an abandoned one's."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, fsync: bool = False):
         self.store = store
+        self.fsync = fsync
 
     def write_chunk(self, w: WorkerSession, msg: dict) -> bool:
         """Write one chunk. False when `w` does not hold that task's lease (the chunk is dropped);
@@ -48,6 +64,9 @@ class StreamedFiles:
         d.mkdir(parents=True, exist_ok=True)
         fd = os.open(d / f"{name}.part", os.O_WRONLY | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if offset > size:
+                raise ValueError(f"chunk of {name} at offset {offset} would leave a hole after byte {size}")
             os.pwrite(fd, data, offset)
         finally:
             os.close(fd)
@@ -55,25 +74,44 @@ class StreamedFiles:
             w.streamed.add(name)
         return True
 
-    def install(self, out_root: str, out_rel: str, attempt_id: int, files: list[dict]) -> None:
-        """Move streamed files into OUT/<out_rel>/ (atomic renames, the completion marker last)."""
-        d = incoming_dir(out_root, attempt_id)
-        plan = [self._planned_move(d, Path(out_root).resolve(), out_rel, f) for f in files]
+    def install(self, out_root: str, out_rel: str, attempt_id: int, files: list[dict], mode: str | None = None,
+                streamed: bool = True) -> None:
+        """Move an accepted attempt's files into OUT/<out_rel>/ (atomic renames by name, a stale
+        completion marker removed first, the new one last; other files there are left alone).
+        `streamed`: the parts in incoming/; else a shared-storage worker's attempt folder.
+        An add_views or rerender task's files go to its staging folder, swapped in when all are
+        there (farm/staged.py), so the old views stay until the new set is complete."""
+        d = incoming_dir(out_root, attempt_id) if streamed else P.attempt_folder(out_root, attempt_id)
+        suffix = ".part" if streamed else ""
+        plan = [self._planned_move(d, Path(out_root).resolve(), out_rel, f, suffix) for f in files]
+        obj_dir = confined_path(out_root, out_rel)
+        staging = start_staging(obj_dir) if is_staged(mode) and any(p[1].exists() for p in plan) else None
+        if staging is None and any(p[1].exists() for p in plan):
+            for marker in MARKERS:  # a stale marker would vouch for a half-installed folder
+                (obj_dir / marker).unlink(missing_ok=True)
         for _, part, final in sorted(plan, key=lambda p: p[0]):
             if part.exists():
+                final = final if staging is None else staging / final.name
                 final.parent.mkdir(parents=True, exist_ok=True)
+                if self.fsync:
+                    _sync(part)
                 os.replace(part, final)
+        if self.fsync:
+            for folder in {final.parent for _, _, final in plan} if staging is None else {staging}:
+                _sync(folder)  # the renames themselves
+        if staging is not None:
+            swap_in(obj_dir, mode)
         try:
             d.rmdir()
         except OSError:
             pass
 
     @staticmethod
-    def _planned_move(d: Path, root: Path, out_rel: str, f: dict) -> tuple[bool, Path, Path]:
+    def _planned_move(d: Path, root: Path, out_rel: str, f: dict, suffix: str) -> tuple[bool, Path, Path]:
         """(is a marker, part file, final path) for one listed file, checked before anything moves."""
         name = check_identifier(str(f.get("name")), "file name")
         size = f.get("size")
-        part = d / f"{name}.part"
+        part = d / f"{name}{suffix}"
         final = confined_path(root, f"{out_rel}/{name}")
         if final.parent == root or final.relative_to(root).parts[0] == FARM_DIR:
             raise LayoutError(f"streamed file {name!r} would land outside an object folder")

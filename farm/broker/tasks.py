@@ -2,14 +2,16 @@
 leases that run out.
 
 Only the current attempt of a live lease held by the reporting worker counts; any other RESULT is
-acknowledged (the worker may forget it) and ignored.
+acknowledged (the worker may forget it) and ignored. An accepted success's files are moved into
+the object's folder here, in the turn that marks it done: the broker alone writes object folders.
 """
 from __future__ import annotations
 
 import json
 import logging
 
-from .. import protocol as P
+from .. import environment, protocol as P
+from ..dataset.flags import quality_refusal
 from ..store import Store
 from .streamed import StreamedFiles
 from .workers import WorkerRegistry, WorkerSession
@@ -17,6 +19,9 @@ from .workers import WorkerRegistry, WorkerSession
 log = logging.getLogger("farm.broker")
 
 SPEC_CACHE_JOBS = 1000  # encoded specs kept (one per job)
+# RESULT.error_kind: the asset's verdict, a render fault or crash (blamed by evidence), a hang, a
+# refused quality, or the environment (a full disk...); anything else counts as `worker`
+FAILURE_KINDS = ("asset", "worker", "timeout", "quality", "env")
 
 
 class RenderTasks:
@@ -75,22 +80,38 @@ class RenderTasks:
         ok = msg["ok"]
         error = msg.get("error") or ""
         kind = msg.get("error_kind") or "asset"
-        if ok and msg.get("files") is not None and not w.shared_storage:
-            try:
-                self.streamed.install(*self.store.out_paths(row), key[1], msg["files"])
-            except (OSError, ValueError) as exc:
-                ok, error, kind = False, f"streamed files could not be installed: {exc}", "worker"
-                self.streamed.discard(w)
         if ok:
-            if self.store.complete(*key, result=msg.get("result") or {}, now=now, row=row):
+            ok, error, kind = self._install(w, row, key, msg.get("files"))
+        if ok:  # --quality fail: a flagged view fails the object at once (its files stay for a look)
+            refusal = quality_refusal(self.store.job(row["job_id"])["options"], msg.get("result") or {})
+            if refusal:
+                ok, error, kind = False, refusal, "quality"
+        if ok:
+            if self.store.complete(*key, result=msg.get("result") or {}, now=now, row=row,
+                                   blocklist_threshold=self.blocklist_threshold):
                 self.stats["completed"] += 1
         else:
-            if kind not in ("asset", "worker", "timeout"):
+            if kind not in FAILURE_KINDS:
                 kind = "worker"
             self.store.fail(*key, error=error, kind=kind, now=now, blocklist_threshold=self.blocklist_threshold)
             self.stats["failed"] += 1
         if w.task == key:
             self.registry.release(w)
+
+    def _install(self, w: WorkerSession, row, key: tuple[int, int], files: list[dict] | None) -> tuple[bool, str, str]:
+        """Move an accepted attempt's files into the object's folder: (ok, error, kind). A success
+        that lists no image is not done: the render produced nothing, whatever the child said."""
+        if not files or all(str(f.get("name", "")).endswith(".json") for f in files):
+            return False, "the worker reported success but its attempt produced no image", "worker"
+        try:
+            self.streamed.install(*self.store.out_paths(row), key[1], files, mode=row["mode"],
+                                  streamed=not w.shared_storage)
+        except (OSError, ValueError) as exc:
+            if not w.shared_storage:
+                self.streamed.discard(w)
+            env = environment.error_of(exc)
+            return False, env or f"the attempt's files could not be installed: {exc}", "env" if env else "worker"
+        return True, "", ""
 
     # --- expiry -------------------------------------------------------------------------------
     def expire_leases(self, now: float, out: list) -> None:

@@ -40,6 +40,7 @@ class WorkerSession:
     progress: tuple[int, int] = (0, 0)
     started: float = 0.0
     streamed: set = field(default_factory=set)
+    slurm: dict | None = None  # the Slurm job and array task the worker runs in
 
 
 class WorkerRegistry:
@@ -79,7 +80,8 @@ class WorkerRegistry:
         if old is not None and old.identity != identity:
             self.by_identity.pop(old.identity, None)
         w = WorkerSession(identity=identity, name=name, host=msg["host"], pid=msg["pid"], device=msg["device"],
-                          shared_storage=msg["shared_storage"], last_seen=now, last_sent=now)
+                          shared_storage=msg["shared_storage"], last_seen=now, last_sent=now,
+                          slurm=msg.get("slurm"))
         self.by_identity[identity] = w
         self.by_name[name] = w
         self.store.upsert_worker(name, msg["host"], msg["pid"], msg["device"], now)
@@ -99,6 +101,9 @@ class WorkerRegistry:
             return None
         task = self.store.adopt(running["task_id"], running["attempt_id"], w.name, now)
         if task is None:
+            if self.store.task_row(running["task_id"]) is None:  # e.g. a broker started on a new state
+                log.warning("worker %s runs task %s, which this state file does not know; calling it back",
+                            w.name, running["task_id"])
             out.append((w.identity, P.encode("CANCEL_TASK", task_id=running["task_id"],
                                              attempt_id=running["attempt_id"])))
             return None
@@ -173,6 +178,6 @@ class WorkerRegistry:
         return [
             {"worker": w.name, "host": w.host, "pid": w.pid, "device": w.device, "job_id": w.job_id,
              "task_id": w.task[0] if w.task else None, "progress": list(w.progress),
-             "blocked_jobs": sorted(self.store.blocked.get(w.name, ()))}
+             "blocked_jobs": sorted(self.store.blocked.get(w.name, ())), "slurm": w.slurm}
             for w in self.by_identity.values()
         ]

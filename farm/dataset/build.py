@@ -1,12 +1,15 @@
-"""`farm dataset build OUT`: one objects.jsonl and one metadata.json over every source in OUT.
+"""`farm dataset build OUT`: one metadata.json over every source in OUT.
 
-- objects.jsonl (the farm store's snapshot) is the authority; its obj_ids are kept when they are
-  dense and unique (they stay stable across resumes);
-- finished object folders on disk that it does not list (rendered or sampled by other runs, or
-  copied in) are added after them with the next ids, in out_rel order;
-- ids that are not dense and unique are renumbered in their order, and the report says so;
-- objects.jsonl and metadata.json are written by farm.metadata (the one code path the broker and
-  the captioner use too): metadata.json is streamed to a temporary file and renamed into place.
+- objects.jsonl (the farm store's snapshot) is the authority, and the store the only one that
+  gives obj_ids: build never assigns or rewrites one, and never writes objects.jsonl;
+- finished object folders on disk that it does not list (rendered by other runs, or copied in)
+  are reported and left out: they have no obj_id (submit them through the farm);
+- obj_ids given twice are refused (their img_ids would collide); img_ids use the stride
+  objects.jsonl records (farm.metadata.dataset_stride);
+- metadata.json is written by farm.metadata (the one code path the broker and the captioner use
+  too): streamed to a temporary file and renamed into place;
+- the report's notes say how many done objects have no captions yet, and the quality flags and
+  folder-name categories (farm.dataset.flags).
 """
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from blender_addon.contract.layout import OBJECTS_JSONL
+from blender_addon.contract.layout import METADATA_JSON, OBJECTS_JSONL
 from blender_addon.rig.errors import one_line
 
-from ..metadata import write_metadata, write_objects
+from ..metadata import iter_metadata_records, write_metadata_records
 from .common import DatasetError, discover_objects, load_objects, out_dir
+from .flags import folder_category_line, quality_counts, uncaptioned_in_metadata, uncaptioned_line
+
+SHOWN_UNLISTED = 5  # unlisted folders named in the summary
 
 
 @dataclass
@@ -26,66 +32,72 @@ class BuildReport:
     objects: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
-    discovered: int = 0
-    renumbered: bool = False
+    unlisted: list[str] = field(default_factory=list)  # finished folders objects.jsonl lacks (out_rel)
     records: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # uncaptioned objects, quality flags, folder categories
 
     def summary(self) -> str:
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(self.by_status.items()))
         sources = ", ".join(f"{s} {n}" for s, n in sorted(self.by_source.items()))
-        extra = f"; {self.discovered} found on disk and added" if self.discovered else ""
-        extra += "; obj_ids were not dense and unique and were renumbered" if self.renumbered else ""
+        extra = ""
+        if self.unlisted:
+            shown = ", ".join(self.unlisted[:SHOWN_UNLISTED]) + (", ..." if len(self.unlisted) > SHOWN_UNLISTED else "")
+            extra = (f"; {len(self.unlisted)} finished folder(s) on disk are not in {OBJECTS_JSONL} and were left "
+                     f"out (only the farm gives obj_ids): {shown}")
         return (f"built {self.records} records from {self.objects} objects ({statuses}; {sources}){extra} "
                 f"in {self.seconds:.1f} s")
 
 
-def assign_ids(listed: list[dict], discovered: list[dict]) -> tuple[list[dict], bool]:
-    """Dense obj_ids: listed objects keep theirs when already 0..n-1 and unique; new ones follow."""
-    ids = [o.get("obj_id") for o in listed]
-    valid = all(isinstance(i, int) and not isinstance(i, bool) for i in ids) and sorted(ids) == list(range(len(ids)))
-    renumbered = False
-    if not valid:
-        renumbered = True
-        order = sorted(range(len(listed)), key=lambda k: (_sort_id(listed[k].get("obj_id")), k))
-        listed = [{**listed[k], "obj_id": n} for n, k in enumerate(order)]
-    else:
-        listed = sorted(listed, key=lambda o: o["obj_id"])
-    start = len(listed)
-    added = [{"obj_id": start + n, **obj} for n, obj in enumerate(discovered)]
-    return listed + added, renumbered
-
-
-def _sort_id(value) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("inf")
+def check_listing(listed: list[dict]) -> None:
+    """DatasetError for an objects.jsonl that cannot be built: no out_rel, an out_rel or an obj_id twice."""
+    rels: dict[str, int] = {}
+    ids: dict[object, str] = {}
+    for n, obj in enumerate(listed):
+        rel = obj.get("out_rel")
+        if not isinstance(rel, str) or not rel:
+            raise DatasetError(f"{OBJECTS_JSONL}: object {n + 1} has no out_rel")
+        if rel in rels:
+            raise DatasetError(f"{OBJECTS_JSONL}: out_rel {rel!r} is listed twice (objects {rels[rel] + 1} and {n + 1})")
+        rels[rel] = n
+        obj_id = obj.get("obj_id")
+        if not isinstance(obj_id, int) or isinstance(obj_id, bool) or obj_id < 0:
+            raise DatasetError(f"{OBJECTS_JSONL}: object {n + 1} ({rel}) has no obj_id; only the farm gives them")
+        if obj_id in ids:
+            raise DatasetError(f"{OBJECTS_JSONL}: obj_id {obj_id} is given to both {ids[obj_id]!r} and {rel!r}; "
+                               f"only the farm's store gives obj_ids (farm dataset validate lists every problem)")
+        ids[obj_id] = rel
 
 
 def build_dataset(out_root: str | os.PathLike) -> BuildReport:
     t0 = time.perf_counter()
     out = out_dir(out_root)
+    if not (out / OBJECTS_JSONL).is_file():
+        found = discover_objects(out)
+        raise DatasetError(f"{out}: no {OBJECTS_JSONL}, so no obj_ids: they come from the farm (farm render or "
+                           f"farm submit); {len(found)} finished object folder(s) found")
     listed = load_objects(out)
-    seen: dict[str, int] = {}
-    for n, obj in enumerate(listed):
-        rel = obj.get("out_rel")
-        if not isinstance(rel, str) or not rel:
-            raise DatasetError(f"{OBJECTS_JSONL}: object {n + 1} has no out_rel")
-        if rel in seen:
-            raise DatasetError(f"{OBJECTS_JSONL}: out_rel {rel!r} is listed twice (objects {seen[rel] + 1} and {n + 1})")
-        seen[rel] = n
-    discovered = discover_objects(out, known=set(seen))
-    objects, renumbered = assign_ids(listed, discovered)
-    if discovered or renumbered or not (out / OBJECTS_JSONL).exists():
-        write_objects(out, objects)
-    try:
-        records = write_metadata(out, objects)
+    check_listing(listed)
+    unlisted = discover_objects(out, known={o["out_rel"] for o in listed})
+    captioned: set[int] = set()
+    try:  # farm.metadata.write_metadata, noting which objects got records
+        records = write_metadata_records(out / METADATA_JSON, _noting(iter_metadata_records(out, listed), captioned))
     except (OSError, ValueError) as exc:
         raise DatasetError(one_line(exc)) from None
-    report = BuildReport(objects=len(objects), discovered=len(discovered), renumbered=renumbered, records=records)
-    for obj in objects:
+    report = BuildReport(objects=len(listed), unlisted=[o["out_rel"] for o in unlisted], records=records)
+    report.notes = [line for line in (uncaptioned_line(*uncaptioned_in_metadata(listed, captioned), out),
+                                      quality_counts(listed).line(), folder_category_line(listed)) if line]
+    for obj in listed:
         report.by_status[str(obj.get("status"))] = report.by_status.get(str(obj.get("status")), 0) + 1
         report.by_source[str(obj.get("source"))] = report.by_source.get(str(obj.get("source")), 0) + 1
     report.seconds = time.perf_counter() - t0
     return report
 
 
-__all__ = ["BuildReport", "assign_ids", "build_dataset"]
+def _noting(records, obj_ids: set[int]):
+    for record in records:
+        obj_ids.add(record["obj_id"])
+        yield record
+
+
+__all__ = ["BuildReport", "build_dataset", "check_listing"]

@@ -17,6 +17,7 @@ from blender_addon.rig.fileio import atomic_write_text
 from ..sources import SPEC_PROVENANCE, all_sources
 from .card_stats import collect
 from .common import out_dir
+from .flags import ISSUE_MEANING, QUALITY_ISSUES, quality_issues
 
 MAX_FAILURES_LISTED = 200
 OUTPUT_FILES = (
@@ -87,8 +88,12 @@ def _summary(stats: dict, data_note: str) -> list[str]:
            f"{sum(c['failed'] for c in by_source)} failed, {sum(c['pending'] for c in by_source)} pending)",
            f"- Images of done objects: {sum(c['images'] for c in by_source)}; "
            f"captioned: {sum(c['captions'] for c in by_source)}",
+           f"- Done objects without captions: {len(stats['uncaptioned'])}"
+           + (" (not in metadata.json; `captioner run OUT` captions them)" if stats["uncaptioned"] else ""),
            f"- metadata.json records: {records}",
-           f"- Categories: {len(stats['by_category'])}", ""]
+           f"- Categories: {len(stats['by_category'])}; taken from the asset's folder name (no --categories "
+           f"entry) for {len(stats['folder_categories'])} object(s)",
+           f"- Done objects with quality flags: {len(stats['quality'].flagged)} (see Quality flags)", ""]
     return out + ([data_note, ""] if data_note else [])
 
 
@@ -117,6 +122,38 @@ def _category_counts(stats: dict) -> list[str]:
     return ["## Counts per category", "", _table(header, rows) if rows else "No done objects.", ""]
 
 
+def _folder_categories(stats: dict) -> list[str]:
+    """The objects whose category is their folder's name: a guess the user may want to check."""
+    fallback = stats["folder_categories"]
+    if not fallback:
+        return []
+    rows = [[o.get("obj_id"), o.get("uid"), o.get("category"), o.get("asset")] for o in fallback[:MAX_FAILURES_LISTED]]
+    return ["### Categories from folder names", "",
+            f"{len(fallback)} object(s) had no `--categories` entry; their category is their asset's parent folder "
+            "name (`category_from: folder` in objects.jsonl):", "",
+            _table(["obj_id", "uid", "category", "asset"], rows), ""]
+
+
+def _quality(stats: dict) -> list[str]:
+    """Views the render's quality gate flagged, per issue, and the flagged objects."""
+    counts = stats["quality"]
+    out = ["## Quality flags", ""]
+    if not counts.flagged:
+        return out + [f"No view of a done object is flagged ({', '.join(QUALITY_ISSUES)}).", ""]
+    rows = [[issue, counts.views[issue], counts.objects[issue], ISSUE_MEANING.get(issue, "")]
+            for issue in sorted(counts.views)]
+    flagged = [o for o in stats["objects"] if o.get("status") == "done" and quality_issues(o)]
+    listed = [[o.get("obj_id"), o.get("uid"), o.get("views"),
+               ", ".join(f"{k} {n}" for k, n in sorted(quality_issues(o).items()))] for o in flagged[:MAX_FAILURES_LISTED]]
+    out += [f"{len(counts.flagged)} done object(s) have flagged views, out of {counts.total_views} views. They "
+            "are in the dataset (`farm render --quality fail` fails such objects instead).", "",
+            _table(["issue", "views", "objects", "meaning"], rows), "",
+            _table(["obj_id", "uid", "views", "flagged views"], listed), ""]
+    if len(flagged) > MAX_FAILURES_LISTED:
+        out += [f"... and {len(flagged) - MAX_FAILURES_LISTED} more in objects.jsonl (`quality`).", ""]
+    return out
+
+
 def _view_spec(stats: dict) -> list[str]:
     """The spec lines always (saying when they are not recorded), then any other source's lines."""
     provenance = stats["provenance"]
@@ -137,7 +174,8 @@ def _job_row(job: dict) -> list:
 def _farm_jobs(stats: dict) -> list[str]:
     if not stats["jobs"]:
         return []
-    header = ["job", "name", "created", "spec hash", "spec name", "seed", "options", "caption", "caption model"]
+    header = ["job", "name", "created", "spec hash", "spec name", "seed", "options", "caption",
+              "caption model asked for"]
     out = ["### Farm jobs (OUT/.farm/state.sqlite)", "", _table(header, [_job_row(j) for j in stats["jobs"]]), ""]
     specs = {j.get("spec_hash"): j["spec"] for j in stats["jobs"] if isinstance(j.get("spec"), dict)}
     for spec_hash, spec in specs.items():
@@ -148,10 +186,18 @@ def _farm_jobs(stats: dict) -> list[str]:
 
 def _captions(stats: dict) -> list[str]:
     routes = ", ".join(f"{k} {n}" for k, n in stats["routes"].most_common()) or "not recorded"
+    asked = {j["caption_model"] for j in stats["jobs"] if j.get("caption_model")}
+    other = sum(n for model, n in stats["models"].items() if model not in asked) if asked else 0
+    unasked = [f"- Captioned by a model that no farm job asked for: {other} object(s)"] if other else []
     return ["### Captions", "",
-            f"- Model: {_counter_text(stats['models'])}",
+            f"- Model that captioned each object (from its captions.json): {_counter_text(stats['models'])}",
+            *unasked,
             f"- Preset: {_counter_text(stats['presets'])}",
             f"- Prompt: {_counter_text(stats['prompts'])}",
+            f"- Prompt source: {_counter_text(stats['prompt_sources'])}",
+            f"- Consistency re-caption: {_counter_text(stats['consistency'])} (off: every caption is the model's "
+            "first answer, as in the original pipeline)",
+            f"- Background the renders were composited on: {_counter_text(stats['caption_backgrounds'])}",
             f"- Routes: {routes} (guided: the category-guided prompt named the category; forced_prefix: captioned "
             "again with the category as a prefix)", ""]
 
@@ -192,8 +238,8 @@ def _citation() -> list[str]:
 def render_card(stats: dict, *, extra_yaml: str = "", data_note: str = "") -> str:
     """The card's Markdown from `card_stats.collect(OUT)`, section by section."""
     sections = [_front_matter(stats, extra_yaml), _summary(stats, data_note), _structure(), _source_counts(stats),
-                _category_counts(stats), _view_spec(stats), _farm_jobs(stats), _captions(stats),
-                _software_versions(stats), _failures(stats), _citation()]
+                _category_counts(stats), _folder_categories(stats), _quality(stats), _view_spec(stats),
+                _farm_jobs(stats), _captions(stats), _software_versions(stats), _failures(stats), _citation()]
     return "\n".join(line for section in sections for line in section)
 
 

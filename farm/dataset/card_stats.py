@@ -1,10 +1,13 @@
 """What `farm dataset card` reports, gathered in one pass over OUT (card.py writes it out).
 
 Everything is read from what OUT holds, and every piece may be missing:
-- objects.jsonl: counts per source, status and category, and the failures with their reasons;
+- objects.jsonl: counts per source, status and category, the failures with their reasons, and
+  the device (backend and GPU model) each object was rendered on;
 - each done object's completion marker, read by its source (farm/sources): the spec hash, spec
   name and seed from transforms.json, MVImgNet's frame-sampling options from frames.json;
-- captions.json: model, preset, prompt (as a template), caption routes;
+- captions.json: model, preset, prompt (as a template), caption routes; done objects without any
+  caption;
+- objects.jsonl's quality flags and folder-name categories (farm.dataset.flags);
 - OUT/.farm/state.sqlite (read-only): the jobs, with their specs, options and caption models;
 - version keys (`blender_version`, `bpy_version`, `transformers_version`, `versions`) in any of the
   files above, when their writers record them.
@@ -23,6 +26,7 @@ from blender_addon.contract.layout import CAPTIONS_JSON, FARM_DIR, METADATA_JSON
 from ..metadata import iter_json_array
 from ..sources import source_of
 from .common import load_objects, out_dir, read_json
+from .flags import folder_categories, quality_counts
 
 VERSION_KEYS = ("blender_version", "bpy_version", "transformers_version", "torch_version", "mvcap_version")
 
@@ -72,9 +76,12 @@ def collect(out_root: str | os.PathLike) -> dict:
     stats = {
         "name": out.resolve().name, "objects": load_objects(out), "by_source": defaultdict(Counter),
         "by_category": defaultdict(Counter), "provenance": defaultdict(Counter), "versions": defaultdict(Counter),
-        "models": Counter(), "presets": Counter(), "prompts": Counter(), "routes": Counter(), "failures": [],
-        "records": _count_records(out), "jobs": read_jobs(out),
+        "models": Counter(), "presets": Counter(), "prompts": Counter(), "routes": Counter(),
+        "consistency": Counter(), "caption_backgrounds": Counter(), "prompt_sources": Counter(), "failures": [],
+        "records": _count_records(out), "jobs": read_jobs(out), "uncaptioned": [],
     }
+    stats["quality"] = quality_counts(stats["objects"])
+    stats["folder_categories"] = folder_categories(stats["objects"])
     for obj in sorted(stats["objects"], key=lambda o: (o.get("obj_id") is None, o.get("obj_id") or 0)):
         _add_object(out, obj, stats)
     return stats
@@ -87,6 +94,10 @@ def _add_object(out: Path, obj: dict, stats: dict) -> None:
         stats["failures"].append(obj)
     if status != "done":
         return
+    device = obj.get("device")  # objects.jsonl's record of what rendered it (farm/worker_child.py)
+    if isinstance(device, dict) and device.get("backend"):
+        gpu = f" ({device['gpu']})" if device.get("gpu") else ""
+        stats["provenance"]["Rendered on"][f"{device['backend']}{gpu}"] += 1
     views = int(obj.get("views") or 0)
     stats["by_source"][source]["images"] += views
     by_category = stats["by_category"][category]
@@ -102,8 +113,11 @@ def _add_object(out: Path, obj: dict, stats: dict) -> None:
         for label, value in src.provenance(marker).items():
             stats["provenance"][label][value] += 1
     captions = read_json(folder / CAPTIONS_JSON)
+    before = stats["by_source"][source]["captions"]
     if isinstance(captions, dict):
         _add_captions(captions, source, category, stats)
+    if stats["by_source"][source]["captions"] == before:
+        stats["uncaptioned"].append(obj)
 
 
 def _add_captions(captions: dict, source: str, category: str, stats: dict) -> None:
@@ -113,6 +127,10 @@ def _add_captions(captions: dict, source: str, category: str, stats: dict) -> No
     if category and readable(category) and readable(category) in prompt:
         prompt = prompt.replace(readable(category), "{category}")
     stats["prompts"][prompt] += 1
+    consistency = captions.get("consistency")
+    stats["consistency"]["not recorded" if consistency is None else "on" if consistency else "off"] += 1
+    stats["caption_backgrounds"][str(captions.get("background") or "not recorded")] += 1
+    stats["prompt_sources"][str(captions.get("prompt_source") or "not recorded")] += 1
     for key, value in _versions_in(captions).items():
         stats["versions"][key][value] += 1
     for entry in captions.get("captions") or []:

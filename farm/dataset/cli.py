@@ -1,7 +1,10 @@
 """The `farm dataset` click group: build, validate, card, gallery, export.
 
-Exit codes: 0 on success; 1 when `validate` finds violations; 2 for bad usage or input (one line,
-`error: ...`, no traceback: farm.cli_errors, the same path as `farm` and `captioner`).
+Exit codes: 0 on success; 1 when `validate` finds violations (done objects without captions are
+one, unless --allow-uncaptioned); 2 for bad usage or input (one line, `error: ...`, no traceback:
+farm.cli_errors, the same path as `farm` and `captioner`). What the user should know besides
+(done objects without captions, quality flags, folder-name categories) is printed as `warning:`
+lines on stderr.
 """
 from __future__ import annotations
 
@@ -17,18 +20,27 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (DatasetError, OSError)
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
+
+
 @click.group("dataset", cls=OneLineErrorGroup, user_errors=_user_errors)
 def dataset() -> None:
     """Assemble, check, describe, browse and export a dataset folder (OUT)."""
 
 
-@dataset.command("build", short_help="Assemble metadata.json and objects.jsonl over every source.")
+@dataset.command("build", short_help="Assemble metadata.json from objects.jsonl over every source.")
 @OUT_ARG
 def build_cmd(out: str) -> None:
-    """Assemble OUT/metadata.json (and objects.jsonl) from everything done, over every source, atomically."""
+    """Assemble OUT/metadata.json from everything objects.jsonl lists as done, over every source,
+    atomically. obj_ids come from the farm alone: objects.jsonl is never rewritten, finished
+    folders it does not list are reported and left out, and img_ids use the stride it records."""
     from .build import build_dataset
 
-    click.echo(build_dataset(out).summary())
+    report = build_dataset(out)
+    click.echo(report.summary())
+    _warn(report.notes)
 
 
 @dataset.command("validate", short_help="Check OUT and name every violation (exit 1 on any).")
@@ -37,16 +49,25 @@ def build_cmd(out: str) -> None:
 @click.option("--no-caption-check", is_flag=True, help="Do not check that each caption names its category.")
 @click.option("--max-errors", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Print at most this many violations (0: all); all are counted.")
-def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors: int) -> int:
-    """Check schema, files, ids and category consistency; name every violation; exit 1 on any."""
+@click.option("--allow-uncaptioned", is_flag=True,
+              help="Done objects without captions (not captioned yet, or every image failed) are a warning, "
+                   "not a violation (default: a violation, exit 1).")
+def validate_cmd(out: str, skip_files: bool, no_caption_check: bool, max_errors: int, allow_uncaptioned: bool) -> int:
+    """Check schema, files, ids and category consistency; name every violation; exit 1 on any.
+
+    Done objects without captions are a violation unless --allow-uncaptioned. Views with quality
+    flags (clipped, out_of_frame, blank) and categories taken from a folder name are counted in
+    `warning:` lines; they are no violation.
+    """
     from .validate import validate_dataset
 
     report = validate_dataset(out, check_files=not skip_files, check_captions=not no_caption_check,
-                              max_kept=max_errors)
+                              max_kept=max_errors, allow_uncaptioned=allow_uncaptioned)
     for line in report.kept:
         click.echo(line)
     if len(report.kept) < report.count:
         click.echo(f"... {report.count - len(report.kept)} more violation(s) not shown (--max-errors 0 shows all)")
+    _warn(report.notes)
     click.echo(f"validate: {report.summary()}", err=not report.ok)
     return 0 if report.ok else 1
 
@@ -100,6 +121,18 @@ def export_cmd(out: str, fmt: str, dest: str | None, shard_size: str, shuffle_se
     folder, count = export_dataset(out, fmt, dest, shard_size=parse_size(shard_size, "--shard-size"),
                                    shuffle_seed=shuffle_seed, progress=not no_progress and sys.stderr.isatty())
     click.echo(f"exported {count} images to {folder}")
+    _warn(_uncaptioned(out))
+
+
+def _uncaptioned(out: str) -> list[str]:
+    """The note on done objects that have no record in metadata.json (so none in an export)."""
+    from pathlib import Path
+
+    from .common import load_objects
+    from .flags import metadata_obj_ids, uncaptioned_in_metadata, uncaptioned_line
+
+    line = uncaptioned_line(*uncaptioned_in_metadata(load_objects(Path(out)), metadata_obj_ids(Path(out))), out)
+    return [line] if line else []
 
 
 if __name__ == "__main__":  # python -m farm.dataset.cli

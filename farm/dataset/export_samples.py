@@ -36,16 +36,28 @@ class Sample:
         return self.src.suffix[1:].lower()
 
 
-class ObjectCameras:
-    """The camera of each view of the object last asked for (records come object by object)."""
+class ObjectFiles:
+    """The folder and cameras of the object last asked for (records come object by object, so
+    each folder is resolved and each transforms.json read once)."""
 
     def __init__(self, out: Path):
         self.out = out
+        self.folder_rel: str | None = None
+        self.folder: Path | None = None
         self.obj_id = None
         self.doc: dict | None = None
         self.frames: dict[str, dict] = {}
 
-    def fields(self, obj: dict, file_name: str) -> dict:
+    def image(self, rel: str) -> Path:
+        folder_rel, _, name = rel.rpartition("/")
+        if not IMAGE_NAME.match(name):  # anything but a plain view file name gets the full check
+            return confined_path(self.out, rel)
+        if folder_rel != self.folder_rel:
+            self.folder_rel, self.folder = folder_rel, confined_path(self.out, folder_rel)
+        path = self.folder / name
+        return confined_path(self.out, rel) if path.is_symlink() else path  # a link may point out of OUT
+
+    def camera(self, obj: dict, file_name: str) -> dict:
         if obj.get("obj_id") != self.obj_id:
             self._load(obj)
         frame = self.frames.get(file_name)
@@ -66,9 +78,8 @@ class ObjectCameras:
         self.frames = {str(f["file_path"]).rsplit("/", 1)[-1]: f for f in self.doc["frames"]}
 
 
-def sample_from(out: Path, record: dict, obj: dict, cameras: ObjectCameras) -> Sample:
-    rel = str(record["path"])[2:]
-    src = confined_path(out, rel)
+def sample_from(record: dict, obj: dict, files: ObjectFiles) -> Sample:
+    src = files.image(str(record["path"])[2:])
     if not src.is_file():
         raise DatasetError(f"metadata.json lists {record['path']}, which does not exist (run farm dataset validate)")
     match = IMAGE_NAME.match(src.name)
@@ -76,9 +87,9 @@ def sample_from(out: Path, record: dict, obj: dict, cameras: ObjectCameras) -> S
         "obj_id": record["obj_id"], "img_id": record["img_id"], "uid": obj.get("uid"),
         "category": obj.get("category"), "source": obj.get("source"),
         "view": int(match.group(1)) if match else None, "path": record["path"],
-        **(cameras.fields(obj, src.name) if obj else {"transform_matrix": None, "intrinsics": None}),
+        **(files.camera(obj, src.name) if obj else {"transform_matrix": None, "intrinsics": None}),
     }
-    return Sample(f"{int(record['img_id']):0{KEY_DIGITS}d}", rel, src, str(record["caption"]), meta)
+    return Sample(f"{int(record['img_id']):0{KEY_DIGITS}d}", str(record["path"])[2:], src, str(record["caption"]), meta)
 
 
 def iter_samples(out: Path) -> Iterator[Sample]:
@@ -92,10 +103,10 @@ def iter_samples(out: Path) -> Iterator[Sample]:
 
 
 def _samples(out: Path, metadata: Path, objects: dict) -> Iterator[Sample]:
-    cameras = ObjectCameras(out)
+    files = ObjectFiles(out)
     try:
         for record in iter_json_array(metadata):
-            yield sample_from(out, record, objects.get(record["obj_id"]) or {}, cameras)
+            yield sample_from(record, objects.get(record["obj_id"]) or {}, files)
     except DatasetError:
         raise
     except (KeyError, TypeError, ValueError, LayoutError) as exc:

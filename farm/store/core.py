@@ -1,9 +1,14 @@
 """The store's base: the SQLite connection, transactions, the event log and plain lookups.
 
 Every other part of `Store` (submit, leasing, outcomes, blocklist, job control) builds on these.
+
+One process at a time: a Store holds an exclusive lock (`<state>.lock`, with the holder's pid), so
+a second broker on the same state refuses to start. A file that is not a farm state, or a damaged
+one, is a StoreError (one line). A new state file is readable by its owner only (it lists paths).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -15,6 +20,26 @@ from typing import Iterator
 from .blocklist import load_blocked, load_failed_by
 from .export import ObjectsExport, object_record
 from .schema import SCHEMA, StoreError
+from .upgrade import follow_moves, upgrade
+
+
+def lock_state(path: Path) -> int:
+    """An exclusive lock on the state file (a file descriptor, released by closing it)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StoreError(f"state file {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StoreError(f"state file {path} is in use by another broker (pid {holder}); "
+                         f"one broker per state file") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 class StoreCore:
@@ -22,7 +47,19 @@ class StoreCore:
 
     def __init__(self, path: str | os.PathLike, fsync: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = lock_state(self.path)
+        self.db: sqlite3.Connection | None = None
+        try:
+            self._open(fsync)
+        except sqlite3.DatabaseError as exc:
+            if self.db is not None:
+                self.db.close()
+            os.close(self._lock)
+            raise StoreError(f"state file {self.path}: {exc} (not a farm state file, or a damaged one)") from None
+
+    def _open(self, fsync: bool) -> None:
+        if not self.path.exists():
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite's -wal/-shm copy its mode
         self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30.0)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -31,17 +68,22 @@ class StoreCore:
         self.db.execute("PRAGMA foreign_keys=OFF")
         self.db.executescript(SCHEMA)
         self._in_tx = False
-        self._next_attempt = (self.db.execute("SELECT COALESCE(MAX(attempt_id), 0) FROM attempts").fetchone()[0]) + 1
         self._jobs: dict[str, dict] = {}
+        with self.transaction():  # an older state file's columns; output roots that moved with it
+            upgrade(self.db)
+            follow_moves(self.db, self.path)
+        self._next_attempt = (self.db.execute("SELECT COALESCE(MAX(attempt_id), 0) FROM attempts").fetchone()[0]) + 1
         self.blocked: dict[str, set[str]] = load_blocked(self.db)  # worker -> job ids it may not take
         # task -> workers whose attempt at it failed; a worker does not get such a task back while
         # another live worker has not tried it yet
         self.failed_by: dict[int, set[str]] = load_failed_by(self.db)
+        self.tallies: dict[str, dict[str, list[int]]] = {}  # job -> worker -> [attempts, suspect failures]
         self.exports = ObjectsExport(self.db)
         self.finished_jobs: list[str] = []  # jobs that became finished in this transaction
 
     def close(self) -> None:
         self.db.close()
+        os.close(self._lock)
 
     @contextmanager
     def transaction(self) -> Iterator["StoreCore"]:

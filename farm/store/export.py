@@ -11,11 +11,12 @@ from pathlib import Path
 
 from blender_addon.rig.fileio import atomic_write_text
 
-from blender_addon.contract.layout import OBJECTS_JSONL
+from blender_addon.contract.layout import OBJECTS_JSONL, STRIDE_FIELD
 
 
 def object_record(r: sqlite3.Row) -> dict:
     """One objects.jsonl record from an `objects` row."""
+    result = json.loads(r["result"] or "{}") or {}
     return {
         "obj_id": r["obj_id"], "uid": r["uid"], "source": r["source"], "category": r["category"],
         "asset": r["asset"], "out_rel": r["out_rel"], "views": r["views"], "status": r["status"],
@@ -23,7 +24,11 @@ def object_record(r: sqlite3.Row) -> dict:
         "missing_textures": json.loads(r["missing_textures"] or "[]"),
         "quality": json.loads(r["quality"] or "[]"),
         # render settings the worker's Blender could not honour (e.g. no OIDN: not denoised)
-        "warnings": list((json.loads(r["result"] or "{}") or {}).get("warnings") or []),
+        "warnings": list(result.get("warnings") or []),
+        # what rendered it: {"backend": "OPTIX" | "CUDA" | "CPU" | ..., "gpu": model or null}
+        "device": result.get("device"),
+        # "folder": the category is the asset's parent folder name (no --categories entry)
+        **({"category_from": r["category_from"]} if r["category_from"] else {}),
     }
 
 
@@ -57,8 +62,10 @@ class ObjectsExport:
             rows = self.db.execute("SELECT * FROM objects WHERE out_root = ?", (out_root,)).fetchall()
         else:
             rows = self._changed_rows(out_root)
+        stride = self.db.execute("SELECT img_id_stride FROM outputs WHERE out_root = ?", (out_root,)).fetchone()
+        ids = {STRIDE_FIELD: stride[0]} if stride else {}  # fixed per OUT at its first submit
         for r in rows:
-            cache[r["obj_id"]] = json.dumps(object_record(r), ensure_ascii=False) + "\n"
+            cache[r["obj_id"]] = json.dumps({**object_record(r), **ids}, ensure_ascii=False) + "\n"
         self._lines[out_root] = cache
         self._changed.pop(out_root, None)
         text = "".join(cache[k] for k in sorted(cache))

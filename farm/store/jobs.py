@@ -65,12 +65,14 @@ class JobControl:
                                  (jid,)):
             counts[r[0]][r[1]] = r[2]
         views_done = self.db.execute(
-            "SELECT COALESCE(SUM(o.views), 0) FROM tasks t JOIN objects o ON o.id = t.object_id"
+            # an add_views task rendered only its new views (RenderResult.rendered_views)
+            "SELECT COALESCE(SUM(COALESCE(json_extract(o.result, '$.rendered_views'), o.views)), 0)"
+            " FROM tasks t JOIN objects o ON o.id = t.object_id"
             " WHERE t.job_id = ? AND t.queue = 'render' AND t.state = 'done'", (jid,)).fetchone()[0]
         failures = [
-            {"uid": r["uid"], "obj_id": r["obj_id"], "error": r["error"]}
+            {"uid": r["uid"], "obj_id": r["obj_id"], "error": r["error"], "queue": r["queue"]}
             for r in self.db.execute(
-                "SELECT o.uid, o.obj_id, t.error FROM tasks t JOIN objects o ON o.id = t.object_id"
+                "SELECT o.uid, o.obj_id, t.error, t.queue FROM tasks t JOIN objects o ON o.id = t.object_id"
                 " WHERE t.job_id = ? AND t.state = 'failed' ORDER BY o.obj_id LIMIT 20", (jid,))
         ]
         return {

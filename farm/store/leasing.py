@@ -10,27 +10,38 @@ import json
 import sqlite3
 import time
 
-from .schema import LEASE_GRACE_S
+from .schema import FULL, LEASE_GRACE_S
 
 _LEASED_FIELDS = ("obj_id", "uid", "asset", "category", "source", "out_rel", "views", "files")
+
+
+def staged_fields(task: dict) -> dict:
+    """TASK's `mode` and `first_view` for a task that keeps or replaces views on disk (none for a full render)."""
+    mode = task.get("mode") or FULL
+    return {} if mode == FULL else {"mode": mode, "first_view": int(task.get("first_view") or 0)}
 
 
 class TaskLeasing:
     """Store part: lease, adopt, extend and expire leases; the TASK and CAPTION_TASKS payloads."""
 
     def lease(self, queue: str, workers: list[str], now: float | None = None,
-              lease_s: float | None = None, live: set[str] | None = None) -> list[tuple[str, dict]]:
+              lease_s: float | None = None, live: set[str] | None = None,
+              caption_model: str | None = None) -> list[tuple[str, dict]]:
         """Lease up to one queued task per worker (in order). Returns [(worker, task dict)].
         `live`: every live worker; a task goes back to a worker that failed it only when every
-        live worker has failed it."""
+        live worker has failed it. `caption_model` (a caption lease): only tasks of jobs that name
+        no caption model or this one ("" matches the jobs that name none)."""
         if not workers:
             return []
         now = time.time() if now is None else now
+        by_model = "" if caption_model is None else \
+            " AND t.job_id IN (SELECT job_id FROM jobs WHERE COALESCE(caption_model, '') IN ('', ?))"
         pending = self.db.execute(
-            "SELECT t.task_id, t.job_id, t.kind, t.attempts, t.object_id, o.obj_id, o.uid, o.asset, o.category,"
+            "SELECT t.task_id, t.job_id, t.kind, t.attempts, t.object_id, t.mode, t.first_view, o.obj_id, o.uid,"
+            " o.asset, o.category,"
             " o.source, o.out_rel, o.views, o.files FROM tasks t JOIN objects o ON o.id = t.object_id"
-            " WHERE t.queue = ? AND t.state = 'queued' ORDER BY t.priority DESC, t.task_id LIMIT ?",
-            (queue, len(workers) * 2 + 8),
+            f" WHERE t.queue = ? AND t.state = 'queued'{by_model} ORDER BY t.priority DESC, t.task_id LIMIT ?",
+            (queue, *(() if caption_model is None else (caption_model,)), len(workers) * 2 + 8),
         ).fetchall()
         out: list[tuple[str, dict]] = []
         task_updates = []
@@ -44,9 +55,12 @@ class TaskLeasing:
             self._next_attempt += 1
             expires = now + (lease_s if lease_s is not None else job["timeout_s"] + LEASE_GRACE_S)
             task_updates.append((attempt_id, worker, expires, now, pick["task_id"]))
-            attempt_rows.append((attempt_id, pick["task_id"], worker, now))
+            # the render key the worker is given: the object's files are recorded under it when done
+            key = self.render_key(job, pick["source"])[0] if queue == "render" else None
+            attempt_rows.append((attempt_id, pick["task_id"], worker, now, key))
             out.append((worker, {"task_id": pick["task_id"], "attempt_id": attempt_id, "job_id": pick["job_id"],
-                                 "kind": pick["kind"], "object_id": pick["object_id"],
+                                 "kind": pick["kind"], "object_id": pick["object_id"], "mode": pick["mode"],
+                                 "first_view": pick["first_view"],
                                  "timeout_s": job["timeout_s"], "obj": {k: pick[k] for k in _LEASED_FIELDS}}))
         if task_updates:
             self.db.executemany(
@@ -54,7 +68,8 @@ class TaskLeasing:
                 " lease_expires = ?, updated = ? WHERE task_id = ?",
                 task_updates,
             )
-            self.db.executemany("INSERT INTO attempts (attempt_id, task_id, worker, started) VALUES (?,?,?,?)",
+            self.db.executemany("INSERT INTO attempts (attempt_id, task_id, worker, started, render_key)"
+                                " VALUES (?,?,?,?,?)",
                                 attempt_rows)
         return out
 
@@ -80,7 +95,7 @@ class TaskLeasing:
         return {"task_id": task["task_id"], "attempt_id": task["attempt_id"], "job_id": task["job_id"],
                 "kind": task["kind"], "asset": asset, "spec": job["spec"], "options": job["options"],
                 "out_root": job["out_root"], "out_rel": obj["out_rel"], "obj_id": obj["obj_id"],
-                "timeout_s": job["timeout_s"]}
+                "timeout_s": job["timeout_s"], **staged_fields(task)}
 
     def caption_payload(self, task: dict) -> dict:
         """One task of a CAPTION_TASKS reply, for a leased caption task."""

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS objects (
     missing_textures TEXT NOT NULL DEFAULT '[]',
     quality TEXT NOT NULL DEFAULT '[]',
     result TEXT,
+    render_key TEXT,
+    category_from TEXT,
     updated REAL NOT NULL,
     UNIQUE (out_root, out_rel),
     UNIQUE (out_root, obj_id)
@@ -77,6 +79,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     worker TEXT,
     lease_expires REAL,
     error TEXT,
+    mode TEXT NOT NULL DEFAULT 'full',
+    first_view INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_pick ON tasks (queue, state, priority DESC, task_id);
@@ -89,7 +93,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     started REAL NOT NULL,
     ended REAL,
     outcome TEXT,
-    error TEXT
+    error TEXT,
+    render_key TEXT
 );
 CREATE TABLE IF NOT EXISTS workers (
     worker TEXT PRIMARY KEY,
@@ -110,4 +115,39 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS render_keys (
+    render_key TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outputs (
+    out_root TEXT PRIMARY KEY,
+    img_id_stride INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
 """
+
+# Columns added since the first version: a state file written by an older farm gets them on open
+# (render_keys, outputs and meta are created by SCHEMA itself).
+ADDED_COLUMNS = (
+    ("objects", "render_key", "TEXT"),  # the key the views on disk were rendered with
+    ("tasks", "mode", "TEXT NOT NULL DEFAULT 'full'"),  # full | add_views | rerender
+    ("tasks", "first_view", "INTEGER NOT NULL DEFAULT 0"),  # add_views: views before it are kept
+    ("attempts", "render_key", "TEXT"),  # the key the attempt was leased with
+    ("objects", "category_from", "TEXT"),  # "folder": no --categories entry, the parent folder's name was taken
+)
+# tasks.mode; a job's `spec_change` is "refuse" (the default), ADD_VIEWS or RERENDER
+FULL, ADD_VIEWS, RERENDER = "full", "add_views", "rerender"
+
+
+def add_missing_columns(db) -> list[str]:
+    """ALTER an older state file's tables to today's columns; returns the columns added."""
+    added = []
+    for table, column, decl in ADDED_COLUMNS:
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            added.append(f"{table}.{column}")
+    return added

@@ -1,9 +1,12 @@
 """Submit: a job and its assets become objects and queued tasks.
 
 Objects are keyed by (out_root, out_rel) and get a dense `obj_id` per output folder at first
-submit; it never changes, so a resumed run keeps its ids. A done object is skipped (and queued for
-captions when the job captions and it has none); an object that already has an active render task
-elsewhere has that task moved into this job, so nothing runs twice.
+submit; it never changes, so a resumed run keeps its ids. The first submit to an output folder
+also fixes its img_id stride. A done object rendered under the job's render key is skipped (and
+queued for captions when the job captions and it has none); one rendered under another key is
+refused, or re-rendered or extended as the job's `spec_change` says (submit_plan.py decides before
+anything is written). An object that already has an active render task elsewhere has that task
+moved into this job, so nothing runs twice.
 """
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ import time
 import uuid
 
 from ..sources import task_kind_of
-from .schema import DEFAULT_MAX_ATTEMPTS, StoreError
+from .render_keys import check_spec_change, key_body, key_of
+from .schema import DEFAULT_MAX_ATTEMPTS, FULL, StoreError
+from .submit_plan import NEW, SKIP, plan_submit
 
 
 class JobSubmission:
@@ -20,36 +25,58 @@ class JobSubmission:
 
     def submit(self, job: dict, assets: list[dict], now: float | None = None, append_to: str | None = None) -> dict:
         """Create a job and its tasks (or, with `append_to`, add assets to that job: big jobs
-        arrive in several SUBMITs). Done objects are skipped; an object that already has an
-        active task elsewhere has that task moved into this job (so nothing runs twice)."""
+        arrive in several SUBMITs). StoreError (nothing written) for objects rendered under
+        another render key without a `spec_change`, or an asset beyond the img_id stride."""
         now = time.time() if now is None else now
         job, job_id = self._submitted_job(job, append_to)
+        job["spec_change"] = check_spec_change(job.get("spec_change"))
         out_root = str(job["out_root"])
         views = int(job.get("views") or 0)
         priority = int(job.get("priority") or 0)
         with self.transaction():
+            keys: dict = {}
+            plan = plan_submit(self.db, job, assets, lambda source: keys.get(source) or keys.setdefault(
+                source, self.render_key(job, source)))
             if append_to is None:
                 self._insert_job(job_id, job, now)
+            if plan.new_stride:
+                self.db.execute("INSERT INTO outputs (out_root, img_id_stride) VALUES (?, ?)",
+                                (out_root, plan.stride))
             next_obj = self.db.execute(
                 "SELECT COALESCE(MAX(obj_id) + 1, 0) FROM objects WHERE out_root = ?", (out_root,)
             ).fetchone()[0]
             queued = skipped = 0
-            for asset in assets:
-                object_id, old_status = self._upsert_object(out_root, asset, next_obj, views, now)
-                if old_status is None:
+            for asset, step in zip(assets, plan.steps):
+                object_id = self._upsert_object(out_root, asset, step.object_id, next_obj, views, now)
+                if step.action == NEW:
                     next_obj += 1
-                if old_status == "done":
+                if step.action == SKIP:
                     skipped += 1
                     if job.get("caption"):
                         self._queue_caption(job_id, object_id, priority, now)
                     continue
-                self._queue_render(job_id, object_id, asset, views, priority, now)
+                self._queue_render(job_id, object_id, asset, views, priority, now, step)
                 queued += 1
             self._event("submit", job_id, detail=f"{len(assets)} objects, {queued} queued, {skipped} already done")
             self.exports.dirty_roots.add(out_root)
             if queued == 0:
                 self._maybe_finished(job_id)
         return {"job_id": job_id, "objects": len(assets), "queued": queued, "skipped": skipped}
+
+    def render_key(self, job: dict, source: str | None) -> tuple[str, dict]:
+        """(key, body) of what an object of `source` gets its files from in `job`; cached for a
+        stored job (leases ask once per task)."""
+        cache = self.__dict__.setdefault("_render_key_cache", {})
+        ident = (job.get("job_id"), source)
+        found = cache.get(ident) if ident[0] else None
+        if found is None:
+            body = key_body(job, source)
+            found = (key_of(body), body)
+            if ident[0]:
+                if len(cache) > 1000:
+                    cache.clear()
+                cache[ident] = found
+        return found
 
     def _submitted_job(self, job: dict, append_to: str | None) -> tuple[dict, str]:
         """(settings, job id): a new job, or with `append_to` the existing job the assets join."""
@@ -58,7 +85,8 @@ class JobSubmission:
         existing = self.job(self.find_job(append_to))
         if existing["out_root"] != str(job["out_root"]):
             raise StoreError(f"job {append_to}: appended assets must go to the same out_root")
-        return {**existing, "views": job.get("views"), "priority": existing["priority"]}, existing["job_id"]
+        return ({**existing, "views": job.get("views"), "priority": existing["priority"],
+                 "spec_change": job.get("spec_change")}, existing["job_id"])
 
     def _insert_job(self, job_id: str, job: dict, now: float) -> None:
         self.db.execute(
@@ -73,48 +101,47 @@ class JobSubmission:
             ),
         )
 
-    def _upsert_object(self, out_root: str, asset: dict, new_obj_id: int, views: int,
-                       now: float) -> tuple[int, str | None]:
-        """(object row id, its status before this submit; None for a new object, given `new_obj_id`)."""
-        out_rel = asset["out_rel"]
-        row = self.db.execute(
-            "SELECT id, status FROM objects WHERE out_root = ? AND out_rel = ?", (out_root, out_rel)
-        ).fetchone()
-        if row is None:
+    def _upsert_object(self, out_root: str, asset: dict, object_id: int | None, new_obj_id: int, views: int,
+                       now: float) -> int:
+        """The object's row id: a new object (given `new_obj_id`) when `object_id` is None."""
+        if object_id is None:
             cur = self.db.execute(
                 "INSERT INTO objects (out_root, obj_id, uid, source, category, asset, out_rel, views,"
-                " updated) VALUES (?,?,?,?,?,?,?,?,?)",
+                " category_from, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (out_root, new_obj_id, asset["uid"], asset.get("source") or "folder", asset.get("category"),
-                 asset["path"], out_rel, views, now),
+                 asset["path"], asset["out_rel"], views, asset.get("category_from"), now),
             )
             self.exports.touch(out_root, cur.lastrowid)
-            return cur.lastrowid, None
-        object_id = row["id"]
+            return cur.lastrowid
         self.exports.touch(out_root, object_id)
         # the asset may have moved or been re-categorised; the id stays
         self.db.execute(
-            "UPDATE objects SET asset = ?, category = ?, uid = ?, updated = ? WHERE id = ?",
-            (asset["path"], asset.get("category"), asset["uid"], now, object_id),
+            "UPDATE objects SET asset = ?, category = ?, category_from = ?, uid = ?, updated = ? WHERE id = ?",
+            (asset["path"], asset.get("category"), asset.get("category_from"), asset["uid"], now, object_id),
         )
-        return object_id, row["status"]
+        return object_id
 
     def _queue_render(self, job_id: str, object_id: int, asset: dict, views: int, priority: int,
-                      now: float) -> None:
-        """A render task for the object in this job: its active task moved here, or a new one."""
+                      now: float, step) -> None:
+        """A render task for the object in this job (`step`: full, add_views from a view, or
+        rerender): its active task moved here, or a new one."""
+        mode = step.action if step.action != NEW else FULL
+        key, body = self.render_key(self.job(job_id), asset.get("source"))
+        self.db.execute("INSERT OR IGNORE INTO render_keys (render_key, body) VALUES (?, ?)", (key, json.dumps(body)))
         active = self.db.execute(
             "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render'"
             " AND state IN ('queued','leased')",
             (object_id,),
         ).fetchone()
         if active is not None:
-            self.db.execute("UPDATE tasks SET job_id = ?, priority = ? WHERE task_id = ?",
-                            (job_id, priority, active[0]))
+            self.db.execute("UPDATE tasks SET job_id = ?, priority = ?, mode = ?, first_view = ? WHERE task_id = ?",
+                            (job_id, priority, mode, step.first_view, active[0]))
             return
         kind = task_kind_of(asset.get("source"))
         self.db.execute(
-            "INSERT INTO tasks (job_id, object_id, queue, kind, state, priority, updated)"
-            " VALUES (?, ?, 'render', ?, 'queued', ?, ?)",
-            (job_id, object_id, kind, priority, now),
+            "INSERT INTO tasks (job_id, object_id, queue, kind, state, priority, mode, first_view, updated)"
+            " VALUES (?, ?, 'render', ?, 'queued', ?, ?, ?, ?)",
+            (job_id, object_id, kind, priority, mode, step.first_view, now),
         )
         self.db.execute(
             "UPDATE objects SET status = 'pending', error = NULL, views = ?, updated = ? WHERE id = ?",

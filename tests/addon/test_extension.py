@@ -1,4 +1,5 @@
-"""The extension zip: a valid blender_manifest.toml, the pyzmq wheel, and it installs into bpy 5.0."""
+"""The two zips: the 4.2+ extension (a valid blender_manifest.toml, the pyzmq and Pillow wheels, and
+it installs into bpy 5.0) and the legacy zip (the package in its folder, for Blender 3.4 to 4.1)."""
 from __future__ import annotations
 
 import ast
@@ -16,13 +17,31 @@ BUILD = REPO / "scripts" / "build_extension.py"
 
 
 @pytest.fixture(scope="module")
-def ext_zip(tmp_path_factory):
+def zips(tmp_path_factory):
+    """(extension, legacy), built by the system Python as the README says (else this one)."""
     out = tmp_path_factory.mktemp("ext")
-    proc = run([sys.executable, str(BUILD), "-o", str(out), "--platforms", "linux-x64"], timeout=300)
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    proc = run([python, str(BUILD), "-o", str(out), "--platforms", "linux-x64"], timeout=300)
     if proc.returncode != 0 and "cannot download" in proc.stderr:
-        pytest.skip(f"no pyzmq wheel to bundle: {proc.stderr.strip()}")
+        pytest.skip(f"no wheel to bundle: {proc.stderr.strip()}")
     assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip().splitlines()[-1])
+    extension, legacy = (Path(line) for line in proc.stdout.strip().splitlines())
+    return extension, legacy
+
+
+@pytest.fixture(scope="module")
+def ext_zip(zips):
+    return zips[0]
+
+
+def test_legacy_zip_holds_the_package_in_its_folder(zips):
+    extension, legacy = zips
+    assert legacy.name == "mvcap_studio-0.1.0-legacy.zip" and extension.name == "mvcap_studio-0.1.0.zip"
+    with zipfile.ZipFile(legacy) as zf:
+        names = set(zf.namelist())
+    assert {"mvcap_studio/__init__.py", "mvcap_studio/ui/panels.py", "mvcap_studio/ui/render_all_child.py"} <= names
+    assert all(n.startswith("mvcap_studio/") for n in names)
+    assert not [n for n in names if n.endswith((".toml", ".whl", ".pyc"))]
 
 
 def _bl_info():
@@ -45,9 +64,9 @@ def test_manifest_is_valid(ext_zip):
     assert all(0 < len(reason) <= 64 and not reason.endswith(".") for reason in manifest["permissions"].values())
     assert len(manifest["tagline"]) <= 64 and manifest["maintainer"] and manifest["name"]
     assert manifest["platforms"] == ["linux-x64"]
-    wheels = manifest["wheels"]
-    assert len(wheels) == 1 and Path(wheels[0]).name.startswith("pyzmq-") and "cp311" in wheels[0]
-    assert wheels[0].removeprefix("./") in names
+    wheels = sorted(manifest["wheels"])
+    assert [Path(w).name.split("-")[0] for w in wheels] == ["pillow", "pyzmq"] and all("cp311" in w for w in wheels)
+    assert all(w.removeprefix("./") in names for w in wheels)
     # the add-on itself, presets included, and nothing built
     assert {"__init__.py", "ui/panels.py", "rig/spec.py", "scene/render.py", "contract/wire.py",
             "contract/categories.py"} <= names
@@ -85,8 +104,9 @@ def test_installs_and_enables_as_an_extension(ext_zip, tmp_path):
     code = f"import os; os.environ['BLENDER_USER_RESOURCES'] = {str(tmp_path)!r}\n" + INSTALL
     proc = run([sys.executable, "-c", code, str(ext_zip), str(site)], timeout=300)
     assert proc.returncode == 0 and "INSTALLED" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
-    # the bundled wheel was installed where Blender looks, and works on its own (-S: no venv packages)
-    assert (site / "zmq").is_dir()
-    check = "import sys; sys.path.insert(0, sys.argv[1]); import zmq; assert zmq.__file__.startswith(sys.argv[1]); zmq.Context().term()"
+    # the bundled wheels were installed where Blender looks, and work on their own (-S: no venv packages)
+    assert (site / "zmq").is_dir() and (site / "PIL").is_dir()
+    check = ("import sys; sys.path.insert(0, sys.argv[1]); import zmq, PIL.Image; zmq.Context().term();"
+             "assert zmq.__file__.startswith(sys.argv[1]) and PIL.Image.__file__.startswith(sys.argv[1])")
     proc = subprocess.run([sys.executable, "-S", "-c", check, str(site)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

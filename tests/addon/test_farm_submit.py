@@ -10,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from blender_addon.ui import ops
+from blender_addon.ui import ops_farm
 from farm import protocol
 
 from .conftest import farm_cli, free_port
@@ -23,14 +23,17 @@ def _small(s):
 
 
 def _pump(s, timeout):
-    """What bpy.app.timers does in a GUI session: call the timer until it stops."""
+    """What bpy.app.timers does in a GUI session: call the timer until it stops. Returns the
+    (views done, progress %) the panel showed along the way."""
     deadline = time.monotonic() + timeout
-    while ops.is_watching() and time.monotonic() < deadline:
+    shown = []
+    while ops_farm.is_watching() and time.monotonic() < deadline:
         t0 = time.perf_counter()
-        ops._tick()
+        ops_farm.poll_farm()
         assert time.perf_counter() - t0 < 0.2, "a timer tick blocked the UI"
+        shown.append((s.job_views_done, round(s.job_progress, 3)))
         time.sleep(0.05)
-    return s
+    return shown
 
 
 def test_unreachable_farm_is_an_error_not_a_hang(addon, glb_dir, tmp_path):
@@ -43,7 +46,7 @@ def test_unreachable_farm_is_an_error_not_a_hang(addon, glb_dir, tmp_path):
     with pytest.raises(RuntimeError, match="did not answer"):
         bpy.ops.mvcap.submit()
     assert time.monotonic() - t0 < 10
-    assert not ops.is_watching() and s.job_id == ""
+    assert not ops_farm.is_watching() and s.job_id == ""
     s.farm_address = "not-an-address"
     with pytest.raises(RuntimeError, match="not a ZeroMQ address"):
         bpy.ops.mvcap.submit()
@@ -85,7 +88,9 @@ class FakeBroker(threading.Thread):
                 polls += 1
                 done = min(n_assets, polls * n_assets // self.steps)
                 state = "finished" if done == n_assets else "running"
-                job = {"job_id": "job-1", "state": state, "render": {"done": done, "queued": n_assets - done}}
+                # 2 views per object; a worker is 1 view into the next object (its PROGRESS)
+                job = {"job_id": "job-1", "state": state, "render": {"done": done, "queued": n_assets - done},
+                       "views_done": 2 * done, "views_in_flight": int(done < n_assets)}
                 reply = self.P.encode("STATUS_REPLY", jobs=[job], workers=[])
             self.sock.send_multipart([ident, reply])
         self.sock.close(0)
@@ -103,8 +108,8 @@ def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
         s.farm_address, s.farm_output = endpoint, str(tmp_path / "out")
         s.farm_source, s.farm_folder = "FOLDER", str(glb_dir)
         assert bpy.ops.mvcap.submit() == {"FINISHED"}
-        assert s.job_id == "job-1" and ops.is_watching()
-        _pump(s, 20)
+        assert s.job_id == "job-1" and ops_farm.is_watching()
+        shown = _pump(s, 20)
     finally:
         broker.stop.set()
         broker.join(5)
@@ -116,7 +121,11 @@ def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
     assert submit["job"]["spec"]["camera"]["num_views"] == 2 and submit["job"]["out_root"] == str(tmp_path / "out")
     assert all(m["type"] == "STATUS" and m["job_id"] == "job-1" for m in broker.received[1:])
     assert (s.job_state, s.job_done, s.job_total, s.job_progress) == ("done", n, n, 100.0)
-    assert not ops.is_watching()
+    assert s.job_views_total == 2 * n and s.job_views_done == 2 * n
+    # progress is per view: after the first poll 1 of 5 objects is done (2 views) and a worker is
+    # 1 view into the next: 3 of 10 views, 30% (counting objects would say 20%)
+    assert n == 5 and (3, 30.0) in shown, shown
+    assert not ops_farm.is_watching()
 
 
 def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path):
@@ -127,7 +136,8 @@ def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path):
     _small(s)
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    procs = [subprocess.Popen(farm + ["broker", "--bind", endpoint, "--state", str(tmp_path / "state.sqlite")], **quiet)]
+    broker = ["broker", "--bind", endpoint, "--state", str(tmp_path / "state.sqlite"), "--out-root", str(tmp_path)]
+    procs = [subprocess.Popen(farm + broker, **quiet)]
     try:
         procs.append(subprocess.Popen(farm + ["worker", "--connect", endpoint], **quiet))
         assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}

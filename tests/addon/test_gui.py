@@ -1,71 +1,155 @@
-"""A real GUI: Debian's Blender 3.4.1 under Xvfb installs the legacy add-on, shows the MVCap tab
-with the Duck and its rig, and takes a screenshot (docs/addon-panel.png is one of these)."""
+"""A real GUI, as an artist has it: Debian's Blender 3.4.1 under Xvfb with Debian's python3-numpy,
+python3-zmq and python3-pil (installed as the README says, nothing lent from the venv, nothing
+patched), the legacy zip installed by Blender's own install operator, then every step of the
+panel driven by gui_driver.py up to a submit to a real broker and worker. Screenshots of every
+step are kept (MVCAP_GUI_KEEP=DIR keeps them there; docs/ holds the ones the README shows)."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import REPO, farm_cli, free_port
+
 DRIVER = Path(__file__).with_name("gui_driver.py")
+DEBIAN_PACKAGES = ("python3-numpy", "python3-zmq", "python3-pil")  # README: Blender add-on
+PYRAMID_OBJ = """v 0 0 1\nv -1 -1 0\nv 1 -1 0\nv 1 1 0\nv -1 1 0
+f 1 2 3\nf 1 3 4\nf 1 4 5\nf 1 5 2\nf 2 5 4 3
+"""
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
-def _numpy_dirs(dest: Path) -> str:
-    """Debian's blender does not depend on python3-numpy; lend it this interpreter's (same 3.11 ABI)."""
-    import numpy
-
-    site = Path(numpy.__file__).resolve().parent.parent
-    for name in ("numpy", "numpy.libs"):
-        if (site / name).exists():
-            (dest / name).symlink_to(site / name)
-    return str(dest)
+def blender_python_lacks(*modules: str) -> list[str]:
+    code = f"import importlib.util as u; print([m for m in {list(modules)!r} if u.find_spec(m) is None])"
+    proc = subprocess.run(["blender", "-b", "--factory-startup", "--python-expr", code],
+                          capture_output=True, text=True, timeout=120)
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("["))
+    return json.loads(line.replace("'", '"'))
 
 
-def test_sidebar_tab_is_drawn_in_real_blender(glb_dir, tmp_path):
+@pytest.fixture(scope="module")
+def debian_blender():
+    """Debian's blender with the Python packages the README tells the artist to install."""
     for tool in ("blender", "xvfb-run"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed (bash scripts/install_system_deps.sh)")
-    scripts = tmp_path / "scripts"
-    (scripts / "addons").mkdir(parents=True)
-    (scripts / "addons" / "mvcap_studio").symlink_to(REPO / "blender_addon")  # the legacy add-on
-    pylib = tmp_path / "pylib"
-    pylib.mkdir()
-    out = tmp_path / "out"
+            pytest.skip(f"{tool} not installed (make sysdeps)")
+    if blender_python_lacks("numpy", "zmq", "PIL"):
+        if os.geteuid() != 0:
+            pytest.skip(f"Blender's Python lacks packages and this is not root: apt install {' '.join(DEBIAN_PACKAGES)}")
+        proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES],
+                              capture_output=True, text=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert blender_python_lacks("numpy", "zmq", "PIL") == []
+
+
+def legacy_zip(dest: Path) -> Path:
+    """The README's build command, run by the system Python when there is one."""
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+    proc = subprocess.run([python, str(REPO / "scripts" / "build_extension.py"), "--only", "legacy", "-o", str(dest)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def farm(tmp_path):
+    """A real broker and one worker on a free port."""
+    cli = farm_cli()
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = ["broker", "--bind", endpoint, "--state", str(tmp_path / "farm.sqlite"), "--out-root", str(tmp_path)]
+    procs = [subprocess.Popen(cli + broker, **quiet)]
+    procs.append(subprocess.Popen(cli + ["worker", "--connect", endpoint], **quiet))
+    yield endpoint
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run_gui(tmp_path, env_extra: dict) -> dict:
+    out = tmp_path / "gui"
     out.mkdir()
-    env = dict(os.environ, BLENDER_USER_SCRIPTS=str(scripts), BLENDER_USER_CONFIG=str(tmp_path / "config"),
-               MVCAP_GUI_OUT=str(out), MVCAP_GUI_ASSET=str(glb_dir / "Duck.glb"),
-               MVCAP_GUI_PYPATH=_numpy_dirs(pylib))
+    config = tmp_path / "config"
+    env = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(config),
+               MVCAP_GUI_OUT=str(out), **{"MVCAP_GUI_" + k: str(v) for k, v in env_extra.items()})
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "blender", "--factory-startup",
            "--enable-event-simulate", "--python", str(DRIVER)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    (tmp_path / "blender.log").write_text(proc.stdout + proc.stderr)
     report_path = out / "report.json"
     assert report_path.exists(), f"blender exited {proc.returncode}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}"
     report = json.loads(report_path.read_text())
+    keep = os.environ.get("MVCAP_GUI_KEEP")
+    if keep:
+        for shot in report["shots"]:
+            shutil.copy(shot, Path(keep) / Path(shot).name)
+    return report
+
+
+def test_artist_session_in_debian_blender(debian_blender, farm, glb_dir, tmp_path):
+    (tmp_path / "pyramid.obj").write_text(PYRAMID_OBJ)
+    report = run_gui(tmp_path, {"ZIP": legacy_zip(tmp_path / "dist"), "GLB": glb_dir / "Duck.glb",
+                                "OBJ": tmp_path / "pyramid.obj", "FARM": farm, "FARM_OUT": tmp_path / "farm_out",
+                                "VIEWS_OUT": tmp_path / "views"})
     assert report["errors"] == [], report.get("traceback", report["errors"])
-    assert report["enabled"]
-    assert report["rig_objects"] == 24 + 2  # markers, camera, orbit
+    assert report["enabled"] and report["addon_file"].startswith(str(tmp_path / "scripts" / "addons" / "mvcap_studio"))
+    steps = dict((name, result) for name, result in report["steps"])
+    first_build = next(result for name, result in report["steps"] if name == "build_rig")
+    assert "no asset: import one first" in str(first_build) and report["no_asset_rig"]
+    assert report["obj_objects"] == ["pyramid"]
+    assert len(report["glb_meshes"]) == 1  # one Duck: the np.bool retry left nothing of its first try
+    assert report["truncated"] == [], (report["label_room"], report["label_widths"])
+    assert report["rig_objects"] == 12 + 2 + report["rig_lights"] and report["rig_lights"] >= 1
+    assert report["render_size"] == [128, 128]  # the camera view frames the spec's 128x128
+    assert report["view_99"] == "View 99 does not exist: this spec has 12 views (0-11)"
+    assert report["look_through"] == "CAMERA"
+    assert steps["render_view"] == ["FINISHED"] and report["engine_kept"] and report["scenes_after_render"] == ["Scene"]
+    assert report["contact_sheet"]
+    assert len({done for _, done in report["render_all_progress"]}) > 2, report["render_all_progress"]
 
-    drawn = report["drawn"]
-    for name in ("MVCAP_PT_main", "MVCAP_PT_cameras", "MVCAP_PT_lighting", "MVCAP_PT_background", "MVCAP_PT_render"):
-        assert drawn.get(name), f"{name} was not drawn: {drawn}"
-    assert "MVCAP_PT_cameras_advanced" not in drawn  # folded by default: header only
+    # The GUI camera of view k is view k of the farm's own code (render_asset in a background Blender)
+    frames = json.loads((tmp_path / "views" / "Duck" / "transforms.json").read_text())["frames"]
+    for k, matrix in report["cameras"].items():
+        np.testing.assert_allclose(np.array(matrix), np.array(frames[int(k)]["transform_matrix"]), atol=1e-4)
 
-    from PIL import Image
+    state, views_done, views_total, progress, message = report["farm_final"]
+    assert (state, views_done, views_total, progress) == ("done", 12, 12, 100.0), message
+    assert len(list((tmp_path / "farm_out" / "views" / "Duck").glob("*.png"))) == 12
+    assert report["camera_restored"] and report["render_size_restored"] == [1920, 1080]
+    assert len(report["shots"]) >= 7
 
-    shot = Image.open(report["screenshot"]).convert("RGB")
-    assert shot.size == tuple(report["window"])
-    x, y, w, h = report["sidebar"]
-    sidebar = shot.crop((x, shot.height - (y + h), x + w, shot.height - y))
-    # The lighting and background colour swatches are white; nothing in Blender's dark theme
-    # sidebar is, so white pixels there mean the panel's fields were drawn into the window.
-    import numpy as np
 
-    white = int(np.all(np.asarray(sidebar) == 255, axis=-1).sum())
-    assert white > 1000, f"only {white} white pixels in the sidebar"
-    shutil.copy(report["screenshot"], Path(os.environ.get("MVCAP_GUI_KEEP", tmp_path)) / "addon-panel.png")
+WITHOUT_NUMPY = """
+import sys, bpy
+sys.modules["numpy"] = None  # this Blender's Python has no numpy (an import of it fails)
+bpy.ops.preferences.addon_install(filepath=sys.argv[-1], overwrite=True)
+errors = []
+import addon_utils
+addon_utils.enable("mvcap_studio", default_set=True, handle_error=lambda exc: errors.append(repr(exc)))
+print("RESULT", errors, hasattr(bpy.types, "MVCAP_PT_needs_numpy"), hasattr(bpy.types, "MVCAP_PT_main"))
+"""
+
+
+def test_without_numpy_the_addon_says_what_to_install(tmp_path):
+    """Enabling on a Blender whose Python lacks numpy: no traceback, one message naming the package."""
+    if shutil.which("blender") is None:
+        pytest.skip("blender not installed (make sysdeps)")
+    env = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(tmp_path / "config"))
+    proc = subprocess.run(["blender", "-b", "--factory-startup", "--python-expr", WITHOUT_NUMPY, "--",
+                           str(legacy_zip(tmp_path / "dist"))], env=env, capture_output=True, text=True, timeout=120)
+    result = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    assert result == "RESULT [] True False", proc.stdout[-2000:]
+    assert ("MVCap Studio: this Blender's Python has no numpy; install python3-numpy "
+            "(sudo apt install python3-numpy) and restart Blender") in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr

@@ -26,7 +26,7 @@ def _footprint():
 
 
 def test_register_unregister_twice_leaves_no_trace():
-    from blender_addon.ui import farm_link, ops
+    from blender_addon.ui import farm_link, ops_farm
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     before = _footprint()
@@ -37,11 +37,11 @@ def test_register_unregister_twice_leaves_no_trace():
         assert "mvcap" in bpy.types.Scene.bl_rna.properties
         assert bpy.context.scene.mvcap.camera.lens_mm == pytest.approx(35.0)
         # a watched job owns a timer and a socket: unregister must drop both
-        ops.start_watching(bpy.context.scene, "tcp://127.0.0.1:9", "job-x")
-        assert ops.is_watching()
+        ops_farm.start_watching(bpy.context.scene, farm_link.peer("tcp://127.0.0.1:9"), "job-x")
+        assert ops_farm.is_watching()
         blender_addon.unregister()
-        assert not bpy.app.timers.is_registered(ops._tick)
-        assert ops._Job.poller is None and farm_link._context is None
+        assert not bpy.app.timers.is_registered(ops_farm.poll_farm)
+        assert ops_farm.Watched.poller is None and farm_link._context is None
         assert _footprint() == before
 
 
@@ -65,12 +65,14 @@ def test_units_on_angles_and_lengths(addon):
     assert "°" in cam["elevations_deg"].name
 
 
-def test_every_operator_has_a_tooltip(addon):
-    from blender_addon.ui import ops
+def test_every_operator_has_a_tooltip_and_scene_changes_undo(addon):
+    from blender_addon.ui import ops, ops_farm, ops_render
 
-    for cls in ops.CLASSES:
+    read_only = {"mvcap.export_spec", "mvcap.stop_watching", "mvcap.render_all_cancel"}
+    for cls in ops.CLASSES + ops_render.CLASSES + ops_farm.CLASSES:
         if issubclass(cls, bpy.types.Operator):
             assert len(cls.bl_description) > 15, cls.__name__
+            assert cls.bl_idname in read_only or "UNDO" in cls.bl_options, cls.__name__
 
 
 def test_sidebar_tab_and_folded_advanced_panels(addon):

@@ -12,7 +12,7 @@ from .conftest import farm_cli, run
 pytest.importorskip("bpy")
 
 from blender_addon.rig import spec as S  # noqa: E402
-from blender_addon.ui import fields, preview  # noqa: E402
+from blender_addon.ui import fields, preview, preview_render  # noqa: E402
 
 
 def _set_small(s, views=5):
@@ -78,9 +78,15 @@ def test_slider_camera_equals_farm_transforms(addon, glb_dir, tmp_path):
     cam = bpy.context.scene.camera.data
     assert cam.sensor_fit == "HORIZONTAL"
     assert 2 * np.arctan(cam.sensor_width / (2 * cam.lens)) == pytest.approx(transforms["camera_angle_x"], rel=1e-5)
-    # the slider stops at the last view
+    # a view past the last one is said so under the slider, and the camera stays where it was
+    before = np.array(bpy.context.scene.camera.matrix_world)
     s.view_index = 99
-    assert s.view_index == 4
+    assert s.view_message == "View 99 does not exist: this spec has 5 views (0-4)"
+    np.testing.assert_array_equal(np.array(bpy.context.scene.camera.matrix_world), before)
+    with pytest.raises(RuntimeError, match="View 99 does not exist"):
+        bpy.ops.mvcap.render_view()
+    s.view_index = 2
+    assert s.view_message == ""
 
 
 def test_slider_view_k_equals_farm_view_k_with_a_views_override(addon, glb_dir, tmp_path):
@@ -110,9 +116,10 @@ def test_slider_view_k_equals_farm_view_k_with_a_views_override(addon, glb_dir, 
         np.testing.assert_allclose(got, np.array(frames[k]["transform_matrix"]), atol=1e-4, err_msg=f"view {k}")
 
 
-def test_rig_is_one_collection_that_deletes_cleanly(addon):
+def test_rig_is_one_collection_that_deletes_cleanly(addon, glb_dir):
     bpy = addon
     s = bpy.context.scene.mvcap
+    assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Box.glb")) == {"FINISHED"}
     s.camera.pattern = "ring"
     s.camera.elevations_deg = "15, 45"
     s.camera.num_views = 6
@@ -131,8 +138,9 @@ def test_rig_is_one_collection_that_deletes_cleanly(addon):
     assert sum(ob.name.startswith("MVCap View") for ob in rig.objects) == 6
     assert bpy.ops.mvcap.clear_rig() == {"FINISHED"}
     assert preview.RIG_COLLECTION not in bpy.data.collections
-    assert not [ob for ob in bpy.data.objects if ob.name.startswith("MVCap")]
+    assert not [ob for ob in bpy.data.objects if ob.name.startswith("MVCap") or ob.type in ("LIGHT", "CAMERA")]
     assert not [c for c in bpy.data.cameras if c.name.startswith("MVCap")] and not bpy.data.curves
+    assert not bpy.data.lights and not bpy.data.worlds
 
 
 def test_render_view_shows_the_object(addon, glb_dir):
@@ -143,7 +151,7 @@ def test_render_view_shows_the_object(addon, glb_dir):
     bpy.ops.mvcap.normalize()
     s.view_index = 1
     assert bpy.ops.mvcap.render_view() == {"FINISHED"}
-    image = bpy.data.images[preview.PREVIEW_IMAGE]
+    image = bpy.data.images[preview_render.PREVIEW_IMAGE]
     assert tuple(image.size) == (32, 32)
     alpha = np.array(image.pixels[:]).reshape(32, 32, 4)[..., 3]
     assert 0.02 < (alpha > 0.5).mean() < 0.98  # the duck is there, and so is transparent background
@@ -209,13 +217,13 @@ def test_bad_input_is_reported_not_raised(addon, broken_dir, tmp_path):
 
     bad_spec = tmp_path / "bad.json"
     bad_spec.write_text('{"camera": {"num_views": 0}}')
-    with pytest.raises(RuntimeError, match="camera.num_views"):
+    with pytest.raises(RuntimeError, match="Cameras > Views: 0 is out of range"):
         bpy.ops.mvcap.load_spec(filepath=str(bad_spec))
     assert s.camera.num_views == 12  # untouched
     with pytest.raises(RuntimeError, match="unknown"):
         bpy.ops.mvcap.apply_preset(name="no-such-preset")
     s.camera.elevations_deg = "30, abc"
-    with pytest.raises(RuntimeError, match="camera.elevations_deg"):
+    with pytest.raises(RuntimeError, match=r"Cameras > Rings \(°\): '30, abc' is not a list of numbers"):
         bpy.ops.mvcap.export_spec(filepath=str(tmp_path / "x.json"))
     assert not (tmp_path / "x.json").exists()
     with pytest.raises(RuntimeError, match="nothing to normalise"):

@@ -35,6 +35,28 @@ def tiny_blip2(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def broker(tmp_path, monkeypatch):
+    """A real broker on an ephemeral port, its state in tmp. Caption leases last 4 s here (300 s by
+    default) so that a killed captioner's leases come back within the test."""
+    from farm import broker as broker_mod
+    from farm.broker import captions as broker_captions
+
+    monkeypatch.setattr(broker_captions, "CAPTION_LEASE_S", 4.0)
+    made = []
+
+    def start(state: Path):
+        b = broker_mod.Broker(state, bind="tcp://127.0.0.1:*")
+        thread = b.serve_in_thread()
+        made.append((b, thread))
+        return b.wait_ready()
+
+    yield start
+    for b, thread in made:
+        b.stop()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
 def out_factory(tmp_path):
     def factory(objects, name="out", **kwargs):
         return make_out(tmp_path / name, objects, **kwargs)

@@ -1,9 +1,11 @@
 """Helpers for the captioner tests: output folders with real RGBA PNGs and objects.jsonl,
-the metadata.json schema check, and running the real CLI in a subprocess."""
+the metadata.json schema check, running the real CLI in a subprocess, and a broker's caption
+queue filled and read back."""
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ from PIL import Image
 from blender_addon.contract.layout import OBJECTS_JSONL, img_id_stride, view_filename
 from farm.metadata import read_objects
 from farm.sources.folder import views_rel
+from farm.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,3 +103,54 @@ def assert_forced_prefix_route(backend, images, prompts, categories) -> None:
     # batched forced route == one by one, with prefixes of different lengths in one batch
     single = [backend.generate([im], [p], [pre])[0] for im, p, pre in zip(images, prompts, prefixes)]
     assert captions == single
+
+
+def queue_rendered(state: Path, out: Path, objects: list[tuple[str, str, int]], **job) -> str:
+    """Put `objects` (already on disk under OUT) into the store as a captioned job whose renders
+    are complete, so that their caption tasks wait in the durable queue. `job`: more job settings
+    (caption_model, max_attempts). Returns the job id."""
+    store = Store(state)
+    try:
+        reply = store.submit({"out_root": str(out), "name": "t", "caption": True, "views": 3, "timeout_s": 60, **job},
+                             [{"uid": u, "path": f"/assets/{u}.glb", "category": c, "source": "folder",
+                               "out_rel": f"views/{u}"} for u, c, _ in objects])
+        with store.transaction():
+            leases = store.lease("render", ["test-worker"] * len(objects), lease_s=60)
+            assert len(leases) == len(objects)
+            views = {f"views/{u}": n for u, _, n in objects}
+            for _, task in leases:
+                rel = store.object_row(task["object_id"])["out_rel"]
+                files = [f"{v:03d}.png" for v in range(views[rel])] + ["transforms.json"]
+                assert store.complete(task["task_id"], task["attempt_id"], result={"files": files, "views": views[rel]})
+        store.export_objects(str(out))
+        return reply["job_id"]
+    finally:
+        store.close()
+
+
+def caption_tasks(state: Path) -> dict:
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM tasks WHERE queue='caption' GROUP BY state").fetchall())
+        done_twice = db.execute(
+            "SELECT COUNT(*) FROM (SELECT a.task_id FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
+            " WHERE t.queue = 'caption' AND a.outcome = 'done' GROUP BY a.task_id HAVING COUNT(*) > 1)").fetchone()[0]
+        return {"states": states, "done_twice": done_twice}
+    finally:
+        db.close()
+
+
+def caption_attempts(state: Path) -> list[tuple[str | None, str | None]]:
+    """(outcome, error) of every caption attempt, in order."""
+    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT a.outcome, a.error FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
+                          " WHERE t.queue = 'caption' ORDER BY a.attempt_id").fetchall()
+    finally:
+        db.close()
+
+
+def serve_args(endpoint: str, model: Path, *extra: str, module: str = "captioner") -> list[str]:
+    """`captioner serve` (or a test launcher of it, `module`) against `endpoint` with a tiny model."""
+    return [sys.executable, "-m", module, "serve", "--connect", endpoint, "--model", str(model),
+            "--max-new-tokens", "6", "--heartbeat", "0.5", *extra]

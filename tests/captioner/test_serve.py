@@ -7,86 +7,17 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from farm import broker as broker_mod
-from farm.broker import captions as broker_captions
 from farm.keys import create_keys
-from farm.store import Store
 
-from .helpers import REPO, check_metadata, make_out
+from .helpers import REPO, caption_attempts, caption_tasks, check_metadata, make_out, queue_rendered
 from .helpers import env as _env
-
-
-def queue_rendered(state: Path, out: Path, objects: list[tuple[str, str, int]]) -> None:
-    """Put `objects` (already on disk under OUT) into the store as a captioned job whose renders
-    are complete, so that their caption tasks wait in the durable queue."""
-    store = Store(state)
-    try:
-        store.submit({"out_root": str(out), "name": "t", "caption": True, "views": 3, "timeout_s": 60},
-                     [{"uid": u, "path": f"/assets/{u}.glb", "category": c, "source": "folder",
-                       "out_rel": f"views/{u}"} for u, c, _ in objects])
-        with store.transaction():
-            leases = store.lease("render", ["test-worker"] * len(objects), lease_s=60)
-            assert len(leases) == len(objects)
-            views = {f"views/{u}": n for u, _, n in objects}
-            for _, task in leases:
-                rel = store.object_row(task["object_id"])["out_rel"]
-                files = [f"{v:03d}.png" for v in range(views[rel])] + ["transforms.json"]
-                assert store.complete(task["task_id"], task["attempt_id"], result={"files": files, "views": views[rel]})
-        store.export_objects(str(out))
-    finally:
-        store.close()
-
-
-def caption_tasks(state: Path) -> dict:
-    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-    try:
-        states = dict(db.execute("SELECT state, COUNT(*) FROM tasks WHERE queue='caption' GROUP BY state").fetchall())
-        done_twice = db.execute(
-            "SELECT COUNT(*) FROM (SELECT a.task_id FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
-            " WHERE t.queue = 'caption' AND a.outcome = 'done' GROUP BY a.task_id HAVING COUNT(*) > 1)").fetchone()[0]
-        return {"states": states, "done_twice": done_twice}
-    finally:
-        db.close()
-
-
-def caption_attempts(state: Path) -> list[tuple[str | None, str | None]]:
-    """(outcome, error) of every caption attempt, in order."""
-    db = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT a.outcome, a.error FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
-                          " WHERE t.queue = 'caption' ORDER BY a.attempt_id").fetchall()
-    finally:
-        db.close()
-
-
-@pytest.fixture
-def broker(tmp_path, monkeypatch):
-    """A real broker on an ephemeral port, its state in tmp. Caption leases last 4 s here (300 s by
-    default) so that a killed captioner's leases come back within the test."""
-    monkeypatch.setattr(broker_captions, "CAPTION_LEASE_S", 4.0)
-    made = []
-
-    def start(state: Path):
-        b = broker_mod.Broker(state, bind="tcp://127.0.0.1:*")
-        thread = b.serve_in_thread()
-        made.append((b, thread))
-        return b.wait_ready()
-
-    yield start
-    for b, thread in made:
-        b.stop()
-        thread.join(timeout=10)
-
-
-def _serve(endpoint: str, model: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "captioner", "serve", "--connect", endpoint, "--model", str(model),
-            "--max-new-tokens", "6", "--heartbeat", "0.5", *extra]
+from .helpers import serve_args as _serve
 
 
 def _wait_metadata(out: Path, count: int, timeout: float = 10.0) -> None:
@@ -175,7 +106,8 @@ def test_serve_reports_unreachable_output_as_failed(tiny_llava, broker, tmp_path
     endpoint = broker(state)
     proc = subprocess.run(_serve(endpoint, tiny_llava, "--idle-exit", "2"), env=_env(), cwd=REPO,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # it reported failures
+    assert proc.stderr.splitlines()[-1].startswith("error: ") and "is not reachable" in proc.stderr.splitlines()[-1]
     tasks = caption_tasks(state)["states"]
     assert tasks.get("done", 0) == 0 and tasks.get("leased", 0) == 0  # failed, or queued again for a retry
     attempts = caption_attempts(state)

@@ -4,14 +4,16 @@
 Objects alternate between rendered ones (`views/<uid>/NNN.png` with a real transforms.json from
 blender_addon.rig.transforms.build_transforms for the mvcap preset) and, every `mvimgnet_every`-th,
 sampled frames (`mvimgnet/<category>/<seq>/NNN.jpg` with frames.json and no camera). Each image
-is a tiny picture whose pixels encode its img_id (or an empty file with images=False, for
-metadata-scale runs); captions.json per object; then metadata.json from farm.metadata, the farm's
-own assembly.
+is a tiny picture whose colour encodes its img_id; or, with `image_kb`, that many random bytes
+(export throughput: the exporters copy image bytes, never decode them), 0 making empty files
+(metadata-scale runs). captions.json per object; then metadata.json from farm.metadata, the
+farm's own assembly.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 from PIL import Image
@@ -44,7 +46,7 @@ def _sampled(folder: Path, uid: str, views: int) -> list[str]:
     return names
 
 
-def make_synthetic_out(out: Path, objects: int, views: int, *, images: bool = True,
+def make_synthetic_out(out: Path, objects: int, views: int, *, image_kb: float | None = None,
                        mvimgnet_every: int = 5) -> list[dict]:
     """Write the OUT and return its objects.jsonl records."""
     from blender_addon.rig.presets import load_preset
@@ -64,7 +66,10 @@ def make_synthetic_out(out: Path, objects: int, views: int, *, images: bool = Tr
         folder.mkdir(parents=True)
         names = _sampled(folder, uid, views) if sampled else _rendered(folder, uid, views, spec)
         for v, name in enumerate(names):
-            data = tiny_image(obj_id * 100 + v, "JPEG" if sampled else "PNG") if images else b""
+            if image_kb is None:
+                data = tiny_image(obj_id * 100 + v, "JPEG" if sampled else "PNG")
+            else:
+                data = os.urandom(int(image_kb * 1000))
             (folder / name).write_bytes(data)
         readable = category.replace("_", " ")
         captions = [{"view": v, "file": n, "caption": f"a {readable} seen from viewpoint {v}",

@@ -44,7 +44,7 @@ def test_three_sources_build_one_valid_dataset(mixed_out, tmp_path):
     assert len(failed) == 2 and all(failed.values())
 
     report = build_dataset(out)
-    assert report.records > 0 and report.objects == 13 and report.discovered == 0 and not report.renumbered
+    assert report.records > 0 and report.objects == 13 and report.unlisted == []
     records = _metadata(out)
     assert records == list(iter_metadata_records(out))  # the one assembly code path
     assert len(records) == report.records == 5 * 6 - 1 + 4 * 6 + 2 * 30  # one failed image caption
@@ -62,19 +62,18 @@ def test_three_sources_build_one_valid_dataset(mixed_out, tmp_path):
     assert result.records == len(records) and result.objects == 13
 
 
-def test_build_adds_finished_objects_that_objects_jsonl_misses(built_copy):
+def test_build_reports_finished_objects_that_objects_jsonl_misses_and_gives_them_no_id(built_copy):
     out = built_copy
     objects = _objects(out)
     kept = [o for o in objects if o["source"] != "mvimgnet"]
-    (out / "objects.jsonl").write_text("".join(json.dumps(o) + "\n" for o in kept))
+    text = "".join(json.dumps(o) + "\n" for o in kept)
+    (out / "objects.jsonl").write_text(text)
     report = build_dataset(out)
-    assert report.discovered == 2  # the two sampled sequences; the failed one left no folder
-    rebuilt = _objects(out)
-    assert [o["obj_id"] for o in rebuilt] == list(range(len(kept) + 2))
-    added = rebuilt[len(kept):]
-    assert [(o["source"], o["category"], o["views"]) for o in added] == [("mvimgnet", "mug", 30),  # out_rel order
-                                                                        ("mvimgnet", "remote control", 30)]
-    assert validate_dataset(out).ok
+    # the two sampled sequences (the failed one left no folder), in out_rel order; only the farm gives ids
+    assert [rel.split("/")[1] for rel in report.unlisted] == ["mug", "remote_control"]
+    assert "2 finished folder(s) on disk are not in objects.jsonl" in report.summary()
+    assert (out / "objects.jsonl").read_text() == text
+    assert {r["obj_id"] for r in _metadata(out)} <= {o["obj_id"] for o in kept}
 
 
 def _fault_missing_file(out: Path) -> str:
@@ -210,6 +209,13 @@ def test_export_hf_imagefolder(built_copy):
         image = folder / "train" / line["file_name"]
         assert image.is_file() and os.path.samefile(image, built_copy / line["file_name"])
     assert {line["source"] for line in lines} == {"objaverse", "im3d", "mvimgnet"}
+    for line in lines:  # the camera of every rendered view; none for sampled frames
+        rendered = line["source"] != "mvimgnet"
+        assert (line["transform_matrix"] is not None) == rendered and (line["intrinsics"] is not None) == rendered
+        if rendered:
+            doc = json.loads((built_copy / line["file_name"]).with_name("transforms.json").read_text())
+            frame = next(f for f in doc["frames"] if f["file_path"] == Path(line["file_name"]).name)
+            assert line["transform_matrix"] == frame["transform_matrix"] and line["intrinsics"]["fl_x"] == doc["fl_x"]
     assert "configs:" in (folder / "README.md").read_text()
     assert validate_dataset(built_copy).ok  # the export does not disturb OUT
     _load_with_datasets(folder, count)
@@ -224,6 +230,7 @@ def _load_with_datasets(folder: Path, count: int) -> None:
         "    ds = datasets.load_dataset('imagefolder', split='train', **kw)\n"
         "    row = ds[0]\n"
         "    assert row['image'].size[0] > 0 and row['caption'] and 'obj_id' in row, row\n"
+        "    assert {'transform_matrix', 'intrinsics'} <= set(ds.column_names), ds.column_names\n"
         "    print(len(ds), sorted(ds.column_names))\n"
         "ds2 = datasets.load_dataset(sys.argv[1], split='train')\n"
         "print(len(ds2))\n"

@@ -47,6 +47,7 @@ def shard_bytes(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.glob("shard-*.tar"))}
 
 
+@pytest.mark.slow
 def test_round_trip_10k_records_match_metadata_and_transforms(synthetic):
     done = farm_export(synthetic, "--shard-size", "300KB")
     assert done.returncode == 0, done.stderr
@@ -84,32 +85,34 @@ def test_round_trip_10k_records_match_metadata_and_transforms(synthetic):
         sum(1 for s in samples if s["__url__"].endswith(e["file"])) for e in index["shards"]]
 
 
+@pytest.mark.slow
 def test_shuffle_spreads_an_object_and_is_deterministic(synthetic, tmp_path):
     runs = []
-    for n, seed in enumerate(("7", "7", "8")):
+    for n in range(2):
         dest = tmp_path / f"run{n}"
-        done = farm_export(synthetic, "--shard-size", "1MB", "--shuffle-seed", seed, "-o", str(dest))
+        done = farm_export(synthetic, "--shard-size", "1MB", "--shuffle-seed", "7", "-o", str(dest))
         assert done.returncode == 0, done.stderr
         runs.append((dest, *read_back(dest)))
-    (dest7, index7, samples7), (dest7b, _, _), (_, _, samples8) = runs
-    assert shard_bytes(dest7) == shard_bytes(dest7b)  # the same seed gives the same bytes
-    keys7 = [s["__key__"] for s in samples7]
-    assert sorted(keys7) == sorted(s["__key__"] for s in samples8) and len(set(keys7)) == OBJECTS * VIEWS
-    assert keys7 != sorted(keys7) and keys7 != [s["__key__"] for s in samples8]
-    shards_of_object_0 = {s["__url__"] for s in samples7 if json.loads(s["json"])["obj_id"] == 0}
-    assert len(shards_of_object_0) >= min(5, len(index7["shards"]))
-    assert not list(dest7.glob(".*"))  # no spool or state left behind
+    (dest, index, samples), (again, _, _) = runs
+    assert shard_bytes(dest) == shard_bytes(again)  # the same seed gives the same bytes
+    keys = [s["__key__"] for s in samples]
+    in_order = [f"{r['img_id']:012d}" for r in json.loads((synthetic / "metadata.json").read_text())]
+    assert sorted(keys) == in_order and keys != in_order
+    shards_of_object_0 = {s["__url__"] for s in samples if json.loads(s["json"])["obj_id"] == 0}
+    assert len(index["shards"]) >= 5 and len(shards_of_object_0) >= 5
+    assert not list(dest.glob(".*"))  # no spool or state left behind
 
 
+@pytest.mark.slow
 def test_kill_9_mid_export_then_rerun_gives_identical_shards(synthetic, tmp_path):
     whole = tmp_path / "whole"
-    done = farm_export(synthetic, "--shard-size", "64KB", "-o", str(whole))
+    done = farm_export(synthetic, "--shard-size", "300KB", "-o", str(whole))
     assert done.returncode == 0, done.stderr
     expected = shard_bytes(whole)
-    assert len(expected) > 100
+    assert len(expected) > 50
 
     dest = tmp_path / "killed"
-    proc = farm_export(synthetic, "--shard-size", "64KB", "-o", str(dest), wait=False)
+    proc = farm_export(synthetic, "--shard-size", "300KB", "-o", str(dest), wait=False)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(dest.glob("shard-*.tar"))) < 3:
         time.sleep(0.005)
@@ -122,7 +125,7 @@ def test_kill_9_mid_export_then_rerun_gives_identical_shards(synthetic, tmp_path
         assert data == expected[name], name
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dest.glob("shard-*.tar")}
 
-    done = farm_export(synthetic, "--shard-size", "64KB", "-o", str(dest))
+    done = farm_export(synthetic, "--shard-size", "300KB", "-o", str(dest))
     assert done.returncode == 0, done.stderr
     assert shard_bytes(dest) == expected
     kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in dest.glob("shard-*.tar") if p.name in before}

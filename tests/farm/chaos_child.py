@@ -1,9 +1,11 @@
 """A render child that misbehaves on purpose, for the farm's fault tests.
 
 It is the real child (farm.worker_child.child_main) with each task wrapped: `fail_all` fails every
-task with a worker error (a broken machine: the blocklist), `crash` uids end the child abruptly
-(crash handling), `hang` uids sleep forever (the worker's timeout), and `delay_s` sleeps after each
-rendered view (a slow render to kill mid-way). Otherwise the task runs for real.
+task with a worker error (a broken machine: the blocklist), `no_image` makes Blender's render
+write nothing (a broken machine the render code itself notices: "render produced no image"),
+`crash` uids end the child abruptly (crash handling), `hang` uids sleep forever (the worker's
+timeout), and `delay_s` sleeps after each rendered view (a slow render to kill mid-way).
+Otherwise the task runs for real.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class Chaos:
     crash: tuple[str, ...] = ()
     fail_all: bool = False
     delay_s: float = 0.0
+    no_image: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -29,7 +32,7 @@ class Chaos:
     def from_json(cls, text: str) -> Chaos:
         data = json.loads(text)
         return cls(hang=tuple(data["hang"]), crash=tuple(data["crash"]), fail_all=data["fail_all"],
-                   delay_s=data["delay_s"])
+                   delay_s=data["delay_s"], no_image=data["no_image"])
 
     def run_task(self, task: dict, out_dir: str, device: str, progress: Progress) -> dict:
         uid = task["asset"]["uid"]
@@ -42,6 +45,10 @@ class Chaos:
                 time.sleep(3600)
         if self.delay_s > 0:
             progress = self.slowed(progress)
+        if self.no_image:
+            import bpy
+
+            bpy.ops.render.render = lambda **_: {"FINISHED"}  # "finished", and wrote no file
         return run_task(task, out_dir, device, progress)
 
     def slowed(self, report: Progress) -> Progress:

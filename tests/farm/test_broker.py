@@ -9,21 +9,24 @@ import time
 import pytest
 import zmq
 
+from blender_addon.contract.peer_auth import PeerAuth, curve_client_options
 from farm import protocol as P
 from farm.broker import Broker
 from farm.client import Client, ClientError
-from farm.keys import client_options, create_keys
+from farm.keys import create_keys
 
 SPEC = {"camera": {"num_views": 2}, "render": {"resolution_x": 16, "resolution_y": 16, "samples": 1}}
+TWO_VIEWS = {"views": 2, "files": ["000.png", "001.png", "transforms.json"]}  # a render's result
 
 
 class Peer:
-    """A raw DEALER: a fake worker, a captioner or an attacker."""
+    """A raw DEALER: a fake worker, a captioner or an attacker. `security`: its socket's credentials
+    (default: the local broker's token, as every local peer of this user presents it)."""
 
-    def __init__(self, endpoint: str, curve: dict | None = None):
+    def __init__(self, endpoint: str, security: dict | None = None):
         self.beat = False  # heartbeat while waiting in recv (a live worker)
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        P.configure_socket(self.sock, curve)
+        P.configure_socket(self.sock, PeerAuth(endpoint).socket_options() if security is None else security)
         self.sock.connect(endpoint)
 
     def send(self, mtype: str, **fields) -> None:
@@ -50,7 +53,7 @@ class Peer:
 
 @pytest.fixture
 def broker(tmp_path):
-    b = Broker(tmp_path / "state.sqlite", "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3)
+    b = Broker(tmp_path / "state.sqlite", "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3, out_roots=[tmp_path])
     t = b.serve_in_thread()
     b.wait_ready()
     yield b
@@ -96,7 +99,7 @@ def test_lease_complete_ack_and_objects_jsonl(broker, tmp_path):
 
 def test_malformed_input_leaves_the_broker_serving(broker, tmp_path):
     evil = zmq.Context.instance().socket(zmq.DEALER)
-    evil.setsockopt(zmq.LINGER, 0)
+    P.configure_socket(evil, PeerAuth(broker.endpoint).socket_options())  # a local peer with the token
     evil.connect(broker.endpoint)
     bad = [
         os.urandom(1000),
@@ -118,7 +121,7 @@ def test_malformed_input_leaves_the_broker_serving(broker, tmp_path):
     evil.send_multipart([b"two", b"frames"])
     # a frame over MAXMSGSIZE: zmq itself drops the connection
     huge = zmq.Context.instance().socket(zmq.DEALER)
-    huge.setsockopt(zmq.LINGER, 0)
+    P.configure_socket(huge, PeerAuth(broker.endpoint).socket_options())
     huge.connect(broker.endpoint)
     huge.send(b"x" * (P.MAX_MESSAGE_BYTES + 10))
     time.sleep(0.5)
@@ -148,7 +151,7 @@ def test_dead_worker_lease_requeued_and_stale_result_ignored(broker, tmp_path):
     # the old worker wakes up and reports: stale, ignored (it is told to READY again)
     w1.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=False, error="late")
     assert w1.recv()["type"] == "RECONNECT"
-    w2.send("RESULT", task_id=task2["task_id"], attempt_id=task2["attempt_id"], ok=True, result={"views": 2})
+    w2.send("RESULT", task_id=task2["task_id"], attempt_id=task2["attempt_id"], ok=True, result=TWO_VIEWS)
     assert w2.recv()["type"] == "ACK"
     time.sleep(0.3)
     job = status(broker.endpoint, reply["job_id"])["jobs"][0]
@@ -253,9 +256,9 @@ def test_curve_refuses_peers_without_keys(tmp_path):
         # a well-formed key pair the broker does not hold: refused by the authenticator
         other = tmp_path / "other"
         create_keys(other)
-        opts = client_options(other)
-        opts[zmq.CURVE_SERVERKEY] = client_options(keys)[zmq.CURVE_SERVERKEY]
-        intruder = Peer(ep, curve=opts)
+        opts = curve_client_options(other)
+        opts[zmq.CURVE_SERVERKEY] = curve_client_options(keys)[zmq.CURVE_SERVERKEY]
+        intruder = Peer(ep, security=opts)
         intruder.send("STATUS")
         assert intruder.recv(timeout=1.5) is None
         intruder.close()
@@ -267,7 +270,7 @@ def test_curve_refuses_peers_without_keys(tmp_path):
 def test_restarted_broker_adopts_running_and_finished_work(tmp_path):
     """Titanic: state survives a broker restart; workers re-register with what they hold."""
     state = tmp_path / "state.sqlite"
-    b = Broker(state, "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3)
+    b = Broker(state, "tcp://127.0.0.1:*", heartbeat_s=0.2, liveness=3, out_roots=[tmp_path])
     t = b.serve_in_thread()
     ep = b.wait_ready()
     reply = submit(ep, tmp_path / "out", ["a", "b"])
@@ -287,9 +290,9 @@ def test_restarted_broker_adopts_running_and_finished_work(tmp_path):
         w1, w2 = Peer(ep), Peer(ep)
         w1.ready("w1", running={"task_id": t1["task_id"], "attempt_id": t1["attempt_id"]})  # still rendering
         w2.ready("w2", results=[[t2["task_id"], t2["attempt_id"]]])  # finished while the broker was down
-        w2.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result={"views": 2})
+        w2.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result=TWO_VIEWS)
         assert w2.recv()["type"] == "ACK"
-        w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result={"views": 2})
+        w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result=TWO_VIEWS)
         assert w1.recv()["type"] == "ACK"
         time.sleep(0.3)
         job = status(ep, reply["job_id"])["jobs"][0]
@@ -324,7 +327,7 @@ def test_a_failing_transaction_does_not_kill_the_broker(broker, tmp_path, monkey
     w.ready("w1")
     task = w.recv()
     assert task["type"] == "TASK"
-    w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True, result={"views": 2})
+    w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True, result=TWO_VIEWS)
     assert w.recv(skip=("HEARTBEAT", "RECONNECT"))["type"] == "ACK"
     time.sleep(0.3)
     assert status(broker.endpoint, reply["job_id"])["jobs"][0]["render"] == {"done": 1}

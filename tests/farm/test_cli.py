@@ -110,7 +110,7 @@ def test_submit_status_cancel_retry_against_a_broker(tmp_path, one_asset):
     from .conftest import free_port, spawn, stop, wait_for
 
     addr = f"tcp://127.0.0.1:{free_port()}"
-    broker = spawn("broker", "--bind", addr, "--state", tmp_path / "s.sqlite")
+    broker = spawn("broker", "--bind", addr, "--state", tmp_path / "s.sqlite", "--out-root", tmp_path)
 
     def answers():
         try:

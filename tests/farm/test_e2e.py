@@ -73,7 +73,8 @@ class Farm:
     def start_broker(self, *extra: str, curve_keys=None):
         if curve_keys:
             extra = (*extra, "--curve-keys", str(curve_keys))
-        self.broker = spawn("broker", "--bind", self.addr, "--state", self.state, "--heartbeat", HB, *extra,
+        self.broker = spawn("broker", "--bind", self.addr, "--state", self.state, "--heartbeat", HB,
+                            "--out-root", self.tmp, *extra,
                             log=self.logs / "broker.log")
         wait_for(lambda: self._answers(curve_keys=curve_keys), 30, what="the broker")
         return self.broker

@@ -105,13 +105,17 @@ def test_caption_task_queued_with_the_render(store, tmp_path):
     assert store.status()[0]["state"] == "finished"
 
 
-def test_blocklist_after_distinct_worker_failures(store, tmp_path):
+def test_blocklist_after_failures_that_succeed_elsewhere(store, tmp_path):
     reply = store.submit(job(tmp_path), assets("a", "b", "c", "d"))
     live = {"bad", "good"}
-    for _ in range(3):
+    for n in range(3):
         t = lease_one(store, "bad", live=live)
         with store.transaction():
             store.fail(t["task_id"], t["attempt_id"], "broken machine", kind="worker", blocklist_threshold=3)
+        assert "bad" not in store.blocked  # a failure alone blames no one
+        t = lease_one(store, "good", live=live)  # the task "bad" failed: it succeeds here
+        with store.transaction():
+            store.complete(t["task_id"], t["attempt_id"], blocklist_threshold=3)
     assert reply["job_id"] in store.blocked["bad"]
     assert lease_one(store, "bad", live=live) is None  # blocked from the job
     assert lease_one(store, "good", live=live) is not None
@@ -188,3 +192,16 @@ def test_submit_in_parts_appends_to_one_job(store, tmp_path):
     assert store.status(first["job_id"])[0]["render"] == {"queued": 3}
     with pytest.raises(StoreError):
         store.submit(job(tmp_path / "elsewhere"), assets("d"), append_to=first["job_id"])
+
+
+def test_render_warnings_reach_objects_jsonl(store, tmp_path):
+    out = tmp_path / "out"
+    store.submit(job(out), assets("a", "b"))
+    warning = "render.denoiser 'oidn': this Blender's Cycles offers no denoiser; rendering without denoising"
+    t = lease_one(store)
+    with store.transaction():
+        store.complete(t["task_id"], t["attempt_id"], {"views": 2, "files": ["000.png", "001.png"],
+                                                       "warnings": [warning]})
+    store.flush_exports()
+    lines = [json.loads(x) for x in (out / "objects.jsonl").read_text().splitlines()]
+    assert [o["warnings"] for o in lines] == [[warning], []]

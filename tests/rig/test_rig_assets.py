@@ -20,6 +20,7 @@ def test_records_from_folders_and_files(tmp_path):
     records = folder_asset_records([tmp_path / "chairs", single], categories={"b": "rocking_chair"})
     assert [r["uid"] for r in records] == ["a", "b", "m"]
     assert [r["category"] for r in records] == ["chairs", "rocking_chair", "mugs"]
+    assert [r["category_from"] for r in records] == ["folder", "categories", "folder"]
     assert all(r["out_rel"] == f"views/{r['uid']}" and r["source"] == "folder" for r in records)
     assert records[2]["path"] == str(single.resolve())
 

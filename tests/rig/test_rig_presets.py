@@ -12,7 +12,8 @@ from blender_addon.rig.presets import PRESET_DIR, load_preset, preset_names
 from blender_addon.rig.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = ["im3d", "mvcap", "objaverse-rendering-12", "objaverse-xl-12", "syncdreamer-16", "trellis-150", "zero123"]
+EXPECTED = ["im3d", "mvcap", "objaverse-rendering-12", "objaverse-xl-12", "syncdreamer-16", "syncdreamer-16-random",
+            "trellis-150", "zero123"]
 
 
 def test_all_documented_presets_ship():
@@ -48,18 +49,18 @@ def test_im3d_follows_the_mvcap_rig():
 
 def test_peer_presets_hold_their_originals_settings():
     orl = load_preset("objaverse-rendering-12").camera
-    assert (orl.pattern, orl.num_views, orl.elevations_deg, orl.distance) == ("ring", 12, [30.0], 1.2)
+    assert (orl.pattern, orl.num_views, orl.elevations_deg, orl.distance) == ("ring", 12, [30.0], 1.5)
     zero123 = load_preset("zero123")
-    assert (zero123.camera.pattern, zero123.view_count) == ("sphere_random", 12)
+    assert (zero123.camera.pattern, zero123.view_count) == ("cube_normalized_random", 12)
     assert (zero123.camera.distance_mode, zero123.camera.distance_min, zero123.camera.distance_max) == ("range", 1.5, 2.2)
     assert zero123.lighting.preset == "random_area"
     sync = load_preset("syncdreamer-16")
     assert (sync.camera.pattern, sync.view_count, sync.camera.elevations_deg, sync.camera.distance) == ("ring", 16, [30.0], 1.5)
     assert (sync.render.resolution_x, sync.lighting.preset, sync.lighting.color) == (256, "uniform", [0.5, 0.5, 0.5])
     xl = load_preset("objaverse-xl-12")
-    assert (xl.camera.pattern, xl.view_count, xl.lighting.preset) == ("sphere_random", 12, "sun_rig_random")
+    assert (xl.camera.pattern, xl.view_count, xl.lighting.preset) == ("cube_normalized_random", 12, "sun_rig_random")
     trellis = load_preset("trellis-150")
-    assert (trellis.camera.pattern, trellis.view_count, trellis.camera.distance) == ("hammersley", 150, 2.0)
+    assert (trellis.camera.pattern, trellis.view_count, trellis.camera.distance) == ("trellis_hammersley", 150, 2.0)
     assert math.degrees(camera_angle_x(trellis.camera)) == pytest.approx(40.0, abs=1e-4)
 
 

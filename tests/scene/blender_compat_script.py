@@ -71,6 +71,12 @@ try:
     report["render"] = result.to_dict()
     report["render"]["written"] = sorted(p.name for p in (out / "render_obj").iterdir())
     report["render"]["dir"] = str(out / "render_obj")
+    # depth, normal, albedo and mask passes through that version's multilayer EXR (scene/passes.py)
+    passes = spec_from_dict({"camera": {"pattern": "explicit", "explicit": [[30, 20, 2.0]]},
+                             "render": {"resolution_x": 48, "resolution_y": 48, "samples": 2,
+                                        "outputs": ["rgba", "depth", "normal", "albedo", "mask"]}})
+    render_asset(paths["obj"], passes, out / "render_passes", uid="box")
+    report["passes_dir"] = str(out / "render_passes")
 except Exception as exc:  # noqa: BLE001
     report["errors"].append("".join(traceback.format_exception(exc)))
 

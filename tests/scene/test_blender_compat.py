@@ -75,3 +75,14 @@ def test_scene_on_installed_blender(tmp_path):
         predicted = polygon_mask(convex_hull(pixels), data["w"], data["h"])
         score = iou(alpha_of(folder / frame["file_path"]) >= 128, predicted)
         assert score > 0.9, f"Blender {version} {frame['file_path']}: IoU {score:.3f}"
+    passes = Path(report["passes_dir"])
+    assert sorted(p.name for p in passes.iterdir()) == [
+        "000.png", "000_albedo.png", "000_depth.exr", "000_mask.png", "000_normal.exr", "transforms.json"]
+    from PIL import Image
+
+    from blender_addon.rig.pass_files import read_depth
+
+    mask = np.asarray(Image.open(passes / "000_mask.png")) > 127
+    depth = read_depth(passes / "000_depth.exr")
+    half_diagonal = 3**0.5 / 2  # the camera is 2.0 from the centre of the unit box
+    assert mask.sum() > 100 and np.all(np.abs(depth[mask] - 2.0) < half_diagonal)

@@ -482,9 +482,11 @@ def _write_hdri(path: Path) -> Path:
 
 
 @pytest.mark.parametrize("preset", ["area_top", "three_point", "sun_rig_random", "uniform", "random_area",
-                                    "camera_headlight", "hdri"])
+                                    "camera_headlight", "hdri", "trellis"])
 def test_lighting_presets_light_the_object(glb_dir, tmp_path, preset):
     lighting = {"preset": preset, "randomize": "view" if preset == "random_area" else "object"}
+    if preset == "random_area":  # zero123's dim area light, with the default light that lit its renders
+        lighting["default_point_light"] = True
     if preset == "hdri":
         lighting["hdri_path"] = str(_write_hdri(tmp_path / "sky.hdr"))
     spec = make_spec([[30, 20, 3], [200, 40, 3]], width=32, height=32, samples=4, lighting=lighting)

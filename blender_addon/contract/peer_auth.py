@@ -1,0 +1,118 @@
+"""How a farm peer proves who it is to the broker: every peer the farm CLI, the captioner and the
+add-on (ui/farm_link.py) connect shares this.
+
+- Local peers (a loopback `tcp://` or an `ipc://` broker): the broker writes a fresh random token
+  to a file only its user can read, `~/.config/mvcap/farm-<host>-<port>.token` (0600, in a 0700
+  folder; `$XDG_CONFIG_HOME` is honoured). A client of the same user finds it with no flag and
+  presents it with ZeroMQ's PLAIN mechanism; other local users cannot read it and are refused.
+- Remote peers: CurveZMQ keys (`--curve-keys DIR --key-name NAME`), DIR/broker.key and the peer's
+  own DIR/NAME.key_secret. A token is never sent to a non-loopback address.
+
+zmq is imported only when a socket is configured, so the module loads without pyzmq.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+
+
+class CurveKeyError(ValueError):
+    """Missing or unreadable key files (shown as a one-line error)."""
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "mvcap"
+
+
+def local_endpoint_key(endpoint: str) -> str | None:
+    """A short name for a local broker endpoint ("tcp-5555", "ipc-<hash>"), None for any other."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme == "ipc" and rest:
+        return "ipc-" + hashlib.sha256(os.path.abspath(rest).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    if scheme != "tcp":
+        return None
+    host, _, port = rest.rpartition(":")
+    if not port.isdigit():
+        return None
+    return f"tcp-{port}" if is_loopback_host(host) else None
+
+
+def is_loopback_host(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or (host.startswith("127.") and host.replace(".", "").isdigit())
+
+
+def token_file(endpoint: str) -> Path | None:
+    """Where the broker at a local `endpoint` keeps its token (None: not a local endpoint)."""
+    key = local_endpoint_key(endpoint)
+    return None if key is None else config_dir() / f"farm-{socket.gethostname()}-{key}.token"
+
+
+def read_token(endpoint: str) -> str | None:
+    """The token of the local broker at `endpoint`, or None when this user cannot find one."""
+    path = token_file(endpoint)
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="ascii").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def curve_client_options(directory: str | os.PathLike, name: str = "client") -> dict:
+    """zmq socket options of a CurveZMQ client: DIR/broker.key and DIR/<name>.key_secret."""
+    import zmq
+
+    d = Path(directory)
+    server_public, _ = load_certificate(d / "broker.key")
+    public, secret = load_certificate(d / f"{name}.key_secret")
+    if not secret:
+        raise CurveKeyError(f"--curve-keys: {d}/{name}.key_secret holds no secret key")
+    return {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret}
+
+
+def load_certificate(path: Path) -> tuple[bytes, bytes | None]:
+    import zmq.auth
+
+    try:
+        return zmq.auth.load_certificate(str(path))
+    except (OSError, ValueError) as exc:
+        raise CurveKeyError(f"--curve-keys: cannot read {path} ({exc}); create keys with `farm keys DIR`") from None
+
+
+class PeerAuth:
+    """How one peer authenticates to the broker at `endpoint`: its CurveZMQ key pair when given
+    (checked now), else the local token, read again for every new socket (a restarted broker has
+    a new one)."""
+
+    def __init__(self, endpoint: str, curve_keys: str | os.PathLike | None = None, key_name: str = "client"):
+        self.endpoint = endpoint
+        self.key_name = key_name
+        self.curve = curve_client_options(curve_keys, key_name) if curve_keys else None
+
+    def socket_options(self) -> dict:
+        """zmq options for a new socket (empty: no credentials to present)."""
+        if self.curve is not None:
+            return dict(self.curve)
+        token = read_token(self.endpoint)
+        if token is None:
+            return {}
+        import zmq
+
+        return {zmq.PLAIN_USERNAME: self.key_name.encode("utf-8"), zmq.PLAIN_PASSWORD: token.encode("ascii")}
+
+    def hint(self) -> str:
+        """Why a broker that stays silent may be refusing this peer ("" when nothing is known)."""
+        if self.curve is not None:
+            return f"; if it runs, is {self.key_name}.key in its authorized/ folder?"
+        path = token_file(self.endpoint)
+        if path is None:
+            return "; a broker on another machine needs --curve-keys"
+        if read_token(self.endpoint) is None:
+            return (f"; no farm token at {path}: a broker run by another user, or one with --curve-keys, "
+                    f"refuses this client")
+        return ""

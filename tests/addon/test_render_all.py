@@ -1,0 +1,63 @@
+"""Render All Views: the farm's render_asset in a background process, with progress, cancel and a
+contact sheet; the artist's scene is not touched."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bpy")
+
+from blender_addon.ui import fields, preview, render_all  # noqa: E402
+
+
+def _setup(bpy, glb_dir, tmp_path, views=3):
+    s = bpy.context.scene.mvcap
+    s.camera.num_views = views
+    s.render.resolution_x = s.render.resolution_y = 32
+    s.render.samples = 1
+    s.render_folder = str(tmp_path / "views")
+    assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
+    return s
+
+
+def test_render_all_views_writes_the_farm_layout_and_a_contact_sheet(addon, glb_dir, tmp_path):
+    bpy = addon
+    s = _setup(bpy, glb_dir, tmp_path)
+    objects = sorted(ob.name for ob in bpy.data.objects)
+    assert bpy.ops.mvcap.render_all() == {"FINISHED"}
+    out = tmp_path / "views" / "Duck"
+    assert sorted(p.name for p in out.iterdir()) == ["000.png", "001.png", "002.png", "transforms.json"]
+    assert (s.render_all_done, s.render_all_running) == (3, False)
+    sheet = bpy.data.images[render_all.CONTACT_SHEET]
+    assert sheet.filepath == str(tmp_path / "views" / "Duck_contact_sheet.png") and sheet.size[0] > 64
+    assert sorted(ob.name for ob in bpy.data.objects) == objects and len(bpy.data.scenes) == 1
+    # view k of the files is view k of the rig camera
+    frames = json.loads((out / "transforms.json").read_text())["frames"]
+    assert bpy.ops.mvcap.build_rig() == {"FINISHED"}
+    for k in (2, 0):
+        s.view_index = k
+        bpy.context.view_layer.update()
+        np.testing.assert_allclose(np.array(bpy.context.scene.camera.matrix_world),
+                                   np.array(frames[k]["transform_matrix"]), atol=1e-4)
+
+
+def test_cancel_stops_the_process_and_leaves_no_part_files(addon, glb_dir, tmp_path):
+    bpy = addon
+    s = _setup(bpy, glb_dir, tmp_path, views=40)
+    out = tmp_path / "views" / "Duck"
+    job = render_all.RenderAllJob(s.asset_path, fields.settings_to_spec(s), out, "Duck")
+    while job.done < 1 and not job.poll():  # let it get going
+        job.reader.join(0.05)
+    job.cancel()
+    assert job.cancelled and job.proc.returncode is not None and job.poll()
+    assert not list(out.glob(".*.part")) and not (out / "transforms.json").exists()
+    assert job.done < 40
+
+
+def test_render_all_without_an_asset_is_refused(addon, tmp_path):
+    bpy = addon
+    with pytest.raises(RuntimeError, match="no asset: import one first"):
+        bpy.ops.mvcap.render_all()
+    assert not preview.asset_objects(bpy.context.scene)
