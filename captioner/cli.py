@@ -207,7 +207,8 @@ def serve_cmd(connect: str, curve_keys: str | None, key_name: str, max_tasks: in
 def presets_cmd() -> None:
     """List the presets."""
     for preset in PRESETS.values():
-        click.echo(f"{preset.name:8s} {preset.model}\n         {preset.description}\n         prompt: {preset.prompt}")
+        click.echo(f"{preset.name:8s} {preset.model} (weights: {preset.weights or 'size unknown'})\n"
+                   f"         {preset.description}\n         prompt: {preset.prompt}")
 
 
 if __name__ == "__main__":  # pragma: no cover

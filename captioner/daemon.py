@@ -32,7 +32,7 @@ from farm import protocol
 from .engine import CaptionEngine, CaptionTask, ObjectResult
 from .runner import MAX_FAILURES_LISTED, captions_complete
 
-HEARTBEAT_S = 5.0  # CAPTION_HEARTBEAT period while holding leases (the broker's lease is minutes)
+HEARTBEAT_S = 1.0  # CAPTION_HEARTBEAT period while holding leases (the broker's lease: 6 s without one)
 REPLY_TIMEOUT_S = 10.0  # no CAPTION_TASKS for this long: reconnect (Lazy Pirate)
 EMPTY_BACKOFF_S = 1.0  # after an empty CAPTION_TASKS, ask again this much later
 

@@ -52,6 +52,7 @@ class Preset:
     # the colour RGBA renders are composited on (captioner --background overrides it)
     background: tuple[int, int, int] = (255, 255, 255)
     prompt_source: str = "this project's prompt"  # where the prompt comes from, for captions.json and the card
+    weights: str = ""  # the approximate download size of `model`, from its model card (the offline hint says it)
 
 
 PRESETS: dict[str, Preset] = {
@@ -61,6 +62,7 @@ PRESETS: dict[str, Preset] = {
         prompt=PAPER_PROMPT,
         generation=GenerationSettings(max_new_tokens=32, num_beams=5, length_penalty=-1.0, repetition_penalty=1.5),
         batch_size=64,
+        weights="approximately 16 GB (fp32 safetensors)",
         description="the paper's setup: InstructBLIP FlanT5-XL, 5 beams, 32 new tokens, length_penalty -1, "
                     "repetition_penalty 1.5; renders on black, as InstructBLIP saw them",
         # Omniview_Tuning scripts/caption_VLM_instrucBLIP.py:61 loads each render with
@@ -79,6 +81,7 @@ PRESETS: dict[str, Preset] = {
         prompt=CHAT_PROMPT,
         generation=GenerationSettings(max_new_tokens=40, num_beams=1, repetition_penalty=1.1),
         batch_size=8,
+        weights="approximately 0.5 GB",
         description="a small chat VLM that is practical on a CPU; greedy decoding",
     ),
     "quality": Preset(
@@ -87,6 +90,7 @@ PRESETS: dict[str, Preset] = {
         prompt=CHAT_PROMPT,
         generation=GenerationSettings(max_new_tokens=48, num_beams=1, repetition_penalty=1.05),
         batch_size=16,
+        weights="approximately 16.6 GB (bf16)",
         description="a larger Qwen2.5-VL for GPUs; greedy decoding",
     ),
 }
@@ -147,9 +151,10 @@ def resolve_dtype(dtype: str, device: str):
 
 
 def _offline_hint(model: str) -> str:
+    size = next((f", {p.weights}" for p in PRESETS.values() if p.model == model and p.weights), "")
     return (f"model {model!r}: weights not found locally and the Hugging Face Hub is unreachable; "
-            f"download them where there is network (huggingface-cli download {model} --local-dir DIR) "
-            f"and pass --model DIR")
+            f"download them where there is network (`hf download {model} --local-dir DIR`{size}) and pass "
+            f"--model DIR, or `hf download {model}` into the Hugging Face cache (HF_HOME) of this machine")
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

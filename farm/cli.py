@@ -96,7 +96,8 @@ def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
     worker_args = ["--max-tasks", str(max_tasks)] if max_tasks else []
     caption_args = ["--preset", caption_preset] if caption_preset else []
     click.echo(f"farm render: {plan.note}", err=True)
-    run = LocalRun(out, workers=plan.workers, slot_args=plan.slot_args, device=device, caption=caption, caption_model=caption_model_key(caption_model),
+    run = LocalRun(out, workers=plan.workers, slot_args=plan.slot_args, device=device, caption=caption,
+                   caption_model=caption_model_key(caption_model),
                    caption_args=caption_args, max_attempts=max_attempts, worker_args=worker_args,
                    progress=not no_progress and sys.stderr.isatty(),
                    progress_lines=not no_progress and not sys.stderr.isatty(),
@@ -160,11 +161,15 @@ def broker_cmd(bind, state, out_roots, curve_keys, insecure, fsync, heartbeat, g
               help="Cycles CPU threads of the render child (default: Cycles' own, every core).")
 @click.option("--max-tasks", type=int, default=100, show_default=True, help="Recycle the render child after N tasks.")
 @click.option("--max-rss-mb", type=float, default=4096, show_default=True,
-              help="Recycle the render child when its resident memory exceeds this.")
+              help="Memory ceiling of the render child: during a task it is killed before it crosses this "
+                   "(the asset fails with \"exceeded N MB\"); between tasks it is recycled above it.")
 @click.option("--name", default=None, help="Worker name (default: host-pid).")
 @click.option("--shared-storage/--no-shared-storage", default=True, show_default=True,
-              help="Write into the shared OUT folder, or render into --scratch and stream files to the broker.")
-@click.option("--scratch", type=click.Path(file_okay=False), default=None, help="Scratch folder (--no-shared-storage).")
+              help="Render into OUT/.farm/attempts/ (the broker moves finished files into place), or into "
+                   "--scratch and stream the files to the broker.")
+@click.option("--scratch", type=click.Path(file_okay=False), default=None,
+              help="Scratch folder: streamed attempts and the render child's temporary files "
+                   "(default: a farm-scratch-* folder in the system temp folder, removed at exit).")
 @peer_options
 @click.option("--exit-after", type=int, default=None, help="Exit after N tasks.")
 @click.option("--exit-when-idle", type=float, default=None, metavar="S",

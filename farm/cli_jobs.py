@@ -76,8 +76,8 @@ def submit_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
            "spec_change": change}
     if timeout_s is not None:
         job["timeout_s"] = float(timeout_s)
-    reply = _request(connect, curve_keys, key_name, reply_timeout, lambda c: c.submit(job, [a.to_dict() for a in assets]),
-                     refused_code=2)
+    reply = _request(connect, curve_keys, key_name, reply_timeout,
+                     lambda c: c.submit(job, [a.to_dict() for a in assets]), refused_code=2)
     if as_json:
         click.echo(json.dumps(reply))
     else:

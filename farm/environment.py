@@ -51,5 +51,12 @@ def disk_full(path: str | os.PathLike) -> str | None:
     return None
 
 
-def is_environment(reason: str | None) -> bool:
-    return bool(reason) and reason.startswith(PREFIX)
+# the ones no other task on this machine escapes either: `farm render` stops on them (a name too
+# long or a file without permission concerns one asset, which fails alone)
+MACHINE_WIDE = tuple(os.strerror(e).lower() for e in (errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE,
+                                                       errno.EROFS))
+
+
+def stops_the_run(reason: str | None) -> bool:
+    """True for a failure reason naming a machine-wide environment error (a full disk...)."""
+    return bool(reason) and reason.startswith(PREFIX) and any(m in reason for m in MACHINE_WIDE)

@@ -78,6 +78,7 @@ class LocalRun:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.farm_dir / "logs").mkdir(parents=True, exist_ok=True)
         lock = _lock(self.farm_dir)
+        logging.raiseExceptions = False  # a log file on a full disk stays quiet: the summary says why
         # the broker's log is held back until the job is accepted: a refused rerun touches no file
         handler = HeldLog(self.farm_dir / "logs" / "broker.log")
         farm_log = logging.getLogger("farm")
@@ -179,7 +180,7 @@ class LocalRun:
         if self.broker.storage_error:
             return self.broker.storage_error
         failures = (job or {}).get("failures") or []
-        return next((f["error"] for f in failures if environment.is_environment(f.get("error"))), None)
+        return next((f["error"] for f in failures if environment.stops_the_run(f.get("error"))), None)
 
     def _summary(self, job: dict, submitted: dict, elapsed: float) -> int:
         from .metadata import read_objects

@@ -15,8 +15,8 @@ EXIT_OK, EXIT_USAGE, EXIT_FAILURES, EXIT_NO_CAPTIONS, EXIT_INTERRUPTED = 0, 2, 3
 EXIT_ENVIRONMENT = 5  # stopped by the machine: a full disk, too many open files (farm/environment.py)
 EXIT_CODES = ("Exit codes: 0 every object done (and captioned, with --caption); 2 bad usage or input; "
               "3 finished, but some objects failed to render or to caption (the reasons are printed; render "
-              "failures are also in objects.jsonl); 4 rendered, but captioning could not run: the captioner stopped (its reason is "
-              "printed; run `captioner run OUT` once it can), this wins over 3; 5 stopped by the machine (a full "
+              "failures are also in objects.jsonl); 4 rendered, but captioning could not run: the captioner "
+              "stopped (its reason is printed; run `captioner run OUT` once it can), this wins over 3; 5 stopped by the machine (a full "
               "disk: one line says what; make room and run the same command again to resume); 130 interrupted "
               "(run the same command again to resume).")
 FAILURES_SHOWN = 10

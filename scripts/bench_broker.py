@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 import zmq  # noqa: E402
 
 from bench_common import run_header  # noqa: E402
+from blender_addon.contract.peer_auth import PeerAuth  # noqa: E402
 from farm import protocol as P  # noqa: E402
 from farm.client import Client, ClientError  # noqa: E402
 from tests.ports import free_port  # noqa: E402
@@ -48,7 +49,8 @@ def cpu_seconds(pid: int) -> float:
 def start_broker(state: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     addr = f"tcp://127.0.0.1:{free_port()}"
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "farm", "broker", "--bind", addr, "--state", str(state), *extra],
+    proc = subprocess.Popen([sys.executable, "-m", "farm", "broker", "--bind", addr, "--state", str(state),
+                             "--out-root", str(state.parent), *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -78,7 +80,7 @@ def fake_workers(addr: str, names: list[str], stop, ready_count, idle: bool, ack
     poller = zmq.Poller()
     for name in names:
         s = ctx.socket(zmq.DEALER)
-        P.configure_socket(s)
+        P.configure_socket(s, PeerAuth(addr).socket_options())  # the local broker's token
         s.connect(addr)
         s.send(P.encode("READY", worker=name, host="bench", pid=os.getpid(), device="cpu", shared_storage=True))
         poller.register(s, zmq.POLLIN)
@@ -205,7 +207,7 @@ def probe_rtt(addr: str, n: int = 200, gap: float = 0.02) -> list[float]:
     """Round trip of an unknown peer's HEARTBEAT -> RECONNECT (one trip through the broker loop)."""
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
-    P.configure_socket(s)
+    P.configure_socket(s, PeerAuth(addr).socket_options())
     s.connect(addr)
     frame = P.encode("HEARTBEAT")
     rtts = []

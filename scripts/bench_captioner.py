@@ -149,7 +149,7 @@ def bench_e2e(args, model: str) -> dict:
     farm = shutil.which("farm")
     farm_cmd = [farm] if farm else [sys.executable, "-m", "farm"]
     common = ["--views", str(args.views), "--resolution", str(args.e2e_resolution), "--samples", "8",
-              "--workers", str(args.workers)]
+              "--workers", str(args.workers), "--device", getattr(args, "render_device", "cpu")]
     model_args = ["--caption-model", model]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))

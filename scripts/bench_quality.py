@@ -46,15 +46,13 @@ def load_blender() -> None:
 SETTINGS = {
     "preset": ({}, 0),
     "preset-seed1": ({}, 1),
-    "oidn-fast": ({"denoise_quality": "fast"}, 0),
     "no-denoise": ({"denoise": False}, 0),
     "adaptive-0.05": ({"adaptive_threshold": 0.05}, 0),
     "16spp": ({"samples": 16}, 0),
-    "16spp-oidn-fast": ({"samples": 16, "denoise_quality": "fast"}, 0),
     "16spp-no-denoise": ({"samples": 16, "denoise": False}, 0),
-    "8spp-oidn-fast": ({"samples": 8, "denoise_quality": "fast"}, 0),
     "16spp-rgb-oidn-fast": ({"samples": 16, "denoise_quality": "fast", "denoise_input_passes": "rgb",
                              "denoise_prefilter": "none"}, 0),
+    "8spp-oidn-fast": ({"samples": 8, "denoise_quality": "fast"}, 0),
 }
 
 
@@ -212,10 +210,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("assets", nargs="*", type=Path, help="assets (default: examples/assets/*.glb + the monkey)")
     parser.add_argument("--preset", default="mvcap")
-    parser.add_argument("--res", type=parse_res, default=parse_res("128:2:1024,512:2:1024"),
+    parser.add_argument("--res", type=parse_res, default=parse_res("128:1:1024,512:1:256"),
                         help="RES:VIEWS[:REF_SPP] per resolution: views per asset, reference samples (1024)")
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names from SETTINGS")
-    parser.add_argument("--ref-check", type=int, default=0, metavar="SPP",
+    parser.add_argument("--ref-check", type=int, default=256, metavar="SPP",
                         help="also render a SPP-sample reference where the reference has more, and report how far apart")
     parser.add_argument("--write", action="store_true", help="write the result into BENCHMARKS.md")
     args = parser.parse_args()

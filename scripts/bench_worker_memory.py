@@ -56,7 +56,7 @@ def run(n: int, max_tasks: int, glbs: list[Path]) -> dict:
             glb = glbs[i % len(glbs)]
             os.symlink(glb, src / f"a{i:04d}_{glb.stem}.glb")
         assets = resolve_assets("folder", [str(src)])
-        broker = Broker(tmp / "state.sqlite", "tcp://127.0.0.1:*")
+        broker = Broker(tmp / "state.sqlite", "tcp://127.0.0.1:*", out_roots=[tmp])
         thread = broker.serve_in_thread()
         ep = broker.wait_ready()
         spec = {"camera": {"num_views": 1}, "render": {"resolution_x": 32, "resolution_y": 32, "samples": 1}}

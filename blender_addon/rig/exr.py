@@ -81,21 +81,20 @@ def read(path: str | Path) -> dict[str, np.ndarray]:
         headers.append(header)
         if not version & MULTIPART or data[pos:pos + 1] == b"\0":
             break
-    pos += 1 if version & MULTIPART else 0
-    channels_out: dict[str, np.ndarray] = {}
-    offsets_at = pos
-    tables = []
+    pos += 1 if version & MULTIPART else 0  # the empty header that ends a multi-part list
+    tables = []  # each part's chunk offsets, one table after another
     for header in headers:
-        xmin, ymin, xmax, ymax = struct.unpack("<4i", header["dataWindow"])
+        _, ymin, _, ymax = struct.unpack("<4i", header["dataWindow"])
         lines = LINES_PER_BLOCK.get(header["compression"][0], 0)
         if not lines:
             raise ExrError(f"{Path(path).name}: compression {header['compression'][0]} is not supported")
         count = -(-(ymax - ymin + 1) // lines)
-        tables.append(struct.unpack_from(f"<{count}Q", data, offsets_at))
-        offsets_at += 8 * count
-    for part, (header, offsets) in enumerate(zip(headers, tables)):
-        channels_out.update(_read_part(data, header, offsets, 4 if version & MULTIPART else 0))
-    return channels_out
+        tables.append(struct.unpack_from(f"<{count}Q", data, pos))
+        pos += 8 * count
+    channels: dict[str, np.ndarray] = {}
+    for header, offsets in zip(headers, tables):  # a multi-part chunk starts with its part number
+        channels.update(_read_part(data, header, offsets, 4 if version & MULTIPART else 0))
+    return channels
 
 
 def _read_part(data: bytes, header: dict, offsets, skip: int) -> dict[str, np.ndarray]:

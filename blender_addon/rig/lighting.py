@@ -9,6 +9,8 @@ The formulas below turn such a target into Watts, so the numbers are not magic.
 is the source: `uniform`, `hdri`); `spec.lighting.color` tints the lights;
 `spec.background.world_strength` scales the world. `spec.lighting.randomize` picks the scope of
 the random draws: `none` (nominal values), `object` (one draw per uid) or `view` (one per view).
+`spec.lighting.default_point_light` adds Blender's startup light as the originals left it (not
+scaled or tinted). The peers' presets cite their sources' lines in rig/presets/*.json.
 """
 from __future__ import annotations
 

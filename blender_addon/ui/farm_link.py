@@ -13,6 +13,7 @@ from ..contract.peer_auth import CurveKeyError, PeerAuth
 from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
 
 SUBMIT_TIMEOUT_S = 3.0
+CHUNK_TIMEOUT_S = 30.0  # one SUBMIT of wire.SUBMIT_CHUNK assets: the broker stores them all first
 
 
 class FarmError(RuntimeError):
@@ -123,7 +124,7 @@ def submit(auth, spec_dict, paths, out_dir, name="blender", caption=False):
     job = {"out_root": os.path.abspath(out_dir), "name": name, "spec": spec_dict, "caption": bool(caption)}
 
     def submitted(fields):
-        reply = request(auth, "SUBMIT", **fields)
+        reply = request(auth, "SUBMIT", CHUNK_TIMEOUT_S, **fields)
         if reply["type"] != "SUBMITTED":
             raise FarmError(f"farm answered {reply['type']} to SUBMIT")
         return reply

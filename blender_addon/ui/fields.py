@@ -106,7 +106,7 @@ assert set(ENUMS["render.denoise_input_passes"]) == set(S.DENOISE_INPUT_PASSES)
 # A property needs a number for "more than 0": the least positive value a property holds. A spec
 # value outside a property's range is refused when loaded (check_ranges), never clamped.
 OPEN_MIN = 1e-6
-BOUNCE_LABELS = {"max_bounces": "Total", "transmission_bounces": "Refraction"}  # fit the sidebar
+BOUNCE_LABELS = {"max_bounces": "Total", "transmission_bounces": "Refraction", "transparent_max_bounces": "Alpha"}  # fit the sidebar
 # Per-field UI hints; anything not named here is derived from the annotation and name.
 HINTS = {
     "seed": dict(label="Seed", min=0, tip="Seed for every random choice (with the asset uid)"),
@@ -143,8 +143,8 @@ HINTS = {
     "normalize.mode": dict(label="Normalize"),
     "normalize.frame": dict(label="Frame", min=0, tip="Animation frame the asset is normalised and rendered at"),
     "render.engine": dict(label="Engine"),
-    "render.resolution_x": dict(kind="pixels", label="Resolution X", min=8, max=16384, tip="Image width in pixels"),
-    "render.resolution_y": dict(kind="pixels", label="Resolution Y", min=8, max=16384, tip="Image height in pixels"),
+    "render.resolution_x": dict(kind="pixels", label="Width", min=8, max=16384, tip="Image width in pixels"),
+    "render.resolution_y": dict(kind="pixels", label="Height", min=8, max=16384, tip="Image height in pixels"),
     "render.samples": dict(label="Samples", min=1, max=65536, soft_max=4096, tip="Render samples per pixel"),
     "render.denoise": dict(label="Denoise", tip="Denoise each view"),
     "render.file_format": dict(label="Format"),
@@ -157,7 +157,7 @@ HINTS = {
     "render.filter_width": dict(label="Filter Width", group="Sampling", min=0.01, max=10, tip="Pixel filter width in pixels"),
     "render.adaptive_sampling": dict(label="Adaptive", group="Sampling", tip="Adaptive sampling: a pixel stops once its noise is low"),
     "render.adaptive_threshold": dict(label="Threshold", group="Sampling", min=0, max=1, tip="Adaptive sampling noise threshold (0: automatic)"),
-    "render.adaptive_min_samples": dict(label="Min Samples", group="Sampling", min=0, max=4096, tip="Adaptive sampling minimum samples (0: automatic)"),
+    "render.adaptive_min_samples": dict(label="Minimum", group="Sampling", min=0, max=4096, tip="Adaptive sampling minimum samples (0: automatic)"),
     "render.light_tree": dict(label="Light Tree", group="Sampling", tip="Cycles many-light sampling (3.5+)"),
     **{f"render.{name}": dict(label=BOUNCE_LABELS.get(name, name.split("_")[0].title()), group="Bounces", min=0, max=1024,
                               tip=f"Cycles light-path bounce limit: {name.replace('_', ' ')}") for name in S.BOUNCE_FIELDS},

@@ -72,6 +72,7 @@ class MVCAP_OT_render_all(MVCapOperator):
         except OSError as exc:
             return self.fail(f"cannot start the render process: {exc}")
         s.render_all_running, s.render_all_done, s.render_all_total = True, 0, spec.view_count
+        s.render_all_progress = 0.0
         return None
 
     def _finish(self, context):
@@ -113,7 +114,8 @@ class MVCAP_OT_render_all(MVCapOperator):
         if event.type not in ("TIMER", "ESC") or job is None:
             return {"PASS_THROUGH"}
         if not job.poll():
-            settings_of(context).render_all_done = job.done
+            s = settings_of(context)
+            s.render_all_done, s.render_all_progress = job.done, 100.0 * job.done / max(job.total, 1)
             redraw_sidebars()
             return {"RUNNING_MODAL"}
         context.window_manager.event_timer_remove(self._timer)

@@ -122,7 +122,7 @@ class MVCAP_PT_render(_Panel, bpy.types.Panel):
         layout.prop(r, "engine")
         col = layout.column(align=True)
         col.prop(r, "resolution_x")
-        col.prop(r, "resolution_y", text="Y")
+        col.prop(r, "resolution_y")
         layout.prop(r, "samples")
 
 

@@ -62,8 +62,7 @@ def _rig_box(layout, s):
     col.prop(s, "render_folder", text="")
     if s.render_all_running:
         row = col.row(align=True)
-        total = max(s.render_all_total, 1)
-        progress_bar(row, s, "render_all_done", s.render_all_done / total,
+        progress_bar(row, s, "render_all_progress", s.render_all_progress / 100.0,
                      f"{s.render_all_done}/{s.render_all_total} views")
         row.operator("mvcap.render_all_cancel", text="", icon="CANCEL")
     else:

@@ -46,14 +46,15 @@ def render_view(context, settings):
         result.save_render(path, scene=tmp)
     finally:
         bpy.data.scenes.remove(tmp)
-    return _preview_image(path), list(setup.warnings)
+    return load_image(PREVIEW_IMAGE, path), list(setup.warnings)
 
 
-def _preview_image(path):
-    image = bpy.data.images.get(PREVIEW_IMAGE)
+def load_image(name, path):
+    """The image called `name`, (re)loaded from `path`."""
+    image = bpy.data.images.get(name)
     if image is None:
         image = bpy.data.images.load(path, check_existing=False)
-        image.name = PREVIEW_IMAGE
+        image.name = name
     else:
         image.filepath = path
         image.reload()

@@ -89,6 +89,7 @@ _settings_annotations.update(
     render_folder=StringProperty(name="Folder", subtype="DIR_PATH", default="//mvcap_views/",
                                  description="Render All Views writes <folder>/<uid>/000.png ... here"),
     render_all_done=IntProperty(name="Views Rendered", min=0),
+    render_all_progress=FloatProperty(name="Progress", subtype="PERCENTAGE", min=0, max=100, precision=0),
     render_all_total=IntProperty(name="Views", min=0),
     render_all_running=BoolProperty(name="Rendering", description="Render All Views is running"),
     preset=StringProperty(name="Preset", description="The preset the settings came from"),

@@ -102,14 +102,8 @@ class RenderAllJob:
 
 def show_contact_sheet(context, path):
     """Load (or reload) the contact sheet and show it in an Image Editor."""
-    from .preview_render import show_image
+    from .preview_render import load_image, show_image
 
-    image = bpy.data.images.get(CONTACT_SHEET)
-    if image is None:
-        image = bpy.data.images.load(path, check_existing=False)
-        image.name = CONTACT_SHEET
-    else:
-        image.filepath = path
-        image.reload()
+    image = load_image(CONTACT_SHEET, path)
     show_image(context, image)
     return image

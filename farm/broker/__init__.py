@@ -12,6 +12,8 @@ Parts, one role each:
   clients.py        SUBMIT, STATUS, CANCEL, RETRY
   submit_checks.py  checks on a SUBMIT from the network
   captions.py       the caption queue's messages
+  router.py         the ROUTER socket: local token, CURVE keys or open; bind
+  gate.py           who may connect (the ZAP handler) and the local token file
 """
 from .loop import Broker
 

@@ -45,7 +45,7 @@ class Gate:
         self.curve_keys = curve_keys
         self.keys = authorized_keys(curve_keys) if curve_keys else {}
         self._keys_version = self._authorized_version()
-        self._last_refusal: dict[tuple[str, str], float] = {}
+        self._last_refusal: dict[str, float] = {}
         self._stop = threading.Event()
         self._monitor: zmq.Socket | None = None
         self._zap = ctx.socket(zmq.REP)
@@ -75,9 +75,9 @@ class Gate:
                 if events.get(self._zap):
                     self._zap.send_multipart(self._safe_answer(self._zap.recv_multipart()))
                 if events.get(self._monitor):
-                    event = recv_monitor_message(self._monitor)
-                    self._refused(event["endpoint"].decode(errors="replace"), "handshake",
-                                  "no or wrong credentials (handshake failed)")
+                    endpoint = recv_monitor_message(self._monitor)["endpoint"].decode(errors="replace")
+                    self._refused(endpoint, f"refused a connection on {endpoint}: the handshake failed "
+                                            f"(no credentials, or another mechanism)")
         finally:
             self._close_sockets()
 
@@ -101,7 +101,9 @@ class Gate:
         version, request_id, _domain, address, _identity, mechanism = request[:6]
         peer, reason = self.decide(mechanism, request[6:])
         if peer is None:
-            self._refused(address.decode(errors="replace"), mechanism.decode(errors="replace"), reason)
+            address = address.decode(errors="replace")
+            self._refused(f"{address} {reason}",
+                          f"refused a {mechanism.decode(errors='replace')} peer from {address}: {reason}")
             return [version, request_id, b"400", reason.encode(), b"", b""]
         return [version, request_id, b"200", b"OK", peer.encode(), b""]
 
@@ -132,11 +134,12 @@ class Gate:
         except OSError:
             return None
 
-    def _refused(self, address: str, mechanism: str, reason: str) -> None:
+    def _refused(self, key: str, line: str) -> None:
+        """Log a refusal, once a minute per `key` (an address and a reason)."""
         now = time.monotonic()
-        if now - self._last_refusal.get((address, reason), -REFUSAL_LOG_EVERY_S) >= REFUSAL_LOG_EVERY_S:
-            self._last_refusal[(address, reason)] = now
-            log.warning("refused a %s peer from %s: %s", mechanism, address, reason)
+        if now - self._last_refusal.get(key, -REFUSAL_LOG_EVERY_S) >= REFUSAL_LOG_EVERY_S:
+            self._last_refusal[key] = now
+            log.warning("%s", line)
 
 
 # --- the local token ----------------------------------------------------------------------------

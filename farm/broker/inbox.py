@@ -127,7 +127,8 @@ class Inbox:
         elif mtype == "RESULT":
             problem = msg["ok"] and result_problem(msg)
             if problem:  # recorded (and acknowledged) as the worker's failure, not dropped and resent forever
-                msg = {**msg, "ok": False, "error": f"bad result from worker {w.name}: {problem}", "error_kind": "worker"}
+                msg = {**msg, "ok": False, "error": f"bad result from worker {w.name}: {problem}",
+                       "error_kind": "worker"}
             self.tasks.on_result(w, msg, now, out)
         elif mtype == "DISCONNECT":
             self.registry.disconnect(w, now)

@@ -95,8 +95,8 @@ class Broker:
     # --- life cycle ---------------------------------------------------------------------------
     def open(self) -> str:
         """Open the store and bind. Returns the bound endpoint (resolves tcp://...:* ports)."""
-        self.store = Store(self.state_path, fsync=self.fsync)
         try:
+            self.store = Store(self.state_path, fsync=self.fsync)
             # leases held by workers this broker has not met get one liveness period to be adopted
             self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
             self.router = BoundRouter(self.ctx, self.bind_addr, self.curve_keys, self.insecure)
@@ -251,8 +251,8 @@ class Broker:
         if env is None:
             log.exception("transaction rolled back")
             return
-        if env != self.storage_error:
-            log.error("transaction rolled back: %s", env)
+        if env != self.storage_error:  # info: `farm broker` shows it, `farm render` says it in its summary
+            log.info("transaction rolled back: %s", env)
         self.storage_error = env  # stays: `farm render` stops on it
 
     def _maintain(self, now: float, out: list) -> None:
@@ -271,8 +271,9 @@ class Broker:
         self.store.finished_jobs.clear()
         try:
             self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
-        except Exception:  # noqa: BLE001 - the store is still failing; the next turn tries again
-            log.exception("recover after a rolled-back transaction failed")
+        except Exception as exc:  # noqa: BLE001 - the store is still failing; the next turn tries again
+            if environment.error_of(exc) is None:  # a full disk is logged once, by _log_rollback
+                log.exception("recover after a rolled-back transaction failed")
 
     def _send(self, identity: bytes, frame: bytes) -> None:
         try:

@@ -51,7 +51,7 @@ class BoundRouter:
             if self.gate is not None:
                 self.gate.start(self.sock)
             if self.token and token_file(self.endpoint):
-                publish_token(self.endpoint, self.token)
+                self._publish_token()
             elif not self.token:
                 withdraw_token(self.endpoint, None)  # a stale one would make local clients fail
         except BaseException:
@@ -74,6 +74,13 @@ class BoundRouter:
         except zmq.ZMQError as exc:
             raise BrokerStartError(f"cannot bind {bind}: {exc}") from None
         return self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+
+    def _publish_token(self) -> None:
+        try:
+            publish_token(self.endpoint, self.token)
+        except OSError as exc:
+            raise BrokerStartError(f"cannot write the local token {token_file(self.endpoint)}: {exc.strerror} "
+                                   f"(set XDG_CONFIG_HOME to a folder of yours)") from None
 
     def peer(self, frame: zmq.Frame) -> str | None:
         """Who sent a message: the key name (CURVE), "local" (token), None (open)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +125,10 @@ class StreamedFiles:
 
     @staticmethod
     def discard(w: WorkerSession) -> None:
-        """Remove the parts `w` streamed for its current task."""
+        """Remove the parts `w` streamed for its current task; for a shared-storage worker that
+        vanished, its attempt's folder (named by the attempt id: nothing else is in it)."""
+        if w.out_root and w.task and w.shared_storage:
+            shutil.rmtree(P.attempt_folder(w.out_root, w.task[1]), ignore_errors=True)
         if w.out_root and w.task and w.streamed:
             d = incoming_dir(w.out_root, w.task[1])
             for name in list(w.streamed):

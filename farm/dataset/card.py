@@ -144,7 +144,8 @@ def _quality(stats: dict) -> list[str]:
             for issue in sorted(counts.views)]
     flagged = [o for o in stats["objects"] if o.get("status") == "done" and quality_issues(o)]
     listed = [[o.get("obj_id"), o.get("uid"), o.get("views"),
-               ", ".join(f"{k} {n}" for k, n in sorted(quality_issues(o).items()))] for o in flagged[:MAX_FAILURES_LISTED]]
+               ", ".join(f"{k} {n}" for k, n in sorted(quality_issues(o).items()))]
+              for o in flagged[:MAX_FAILURES_LISTED]]
     out += [f"{len(counts.flagged)} done object(s) have flagged views, out of {counts.total_views} views. They "
             "are in the dataset (`farm render --quality fail` fails such objects instead).", "",
             _table(["issue", "views", "objects", "meaning"], rows), "",

@@ -30,6 +30,7 @@ from blender_addon.contract.layout import METADATA_JSON, OBJECTS_JSONL
 from blender_addon.rig.fileio import atomic_write_json
 from blender_addon.rig.seeding import view_uniforms
 
+from .common import DatasetError
 from .export_samples import Sample
 from .export_tar import END_OF_ARCHIVE, ShardFile, member_size, open_shard, remove_temporaries
 
@@ -41,16 +42,14 @@ STATE = ".export-state.json"
 SPOOL = ".shuffle-spool.jsonl"
 
 
-def members(sample: Sample, image: bytes) -> list[tuple[str, bytes]]:
+def text_members(sample: Sample) -> list[tuple[str, bytes]]:
+    """The caption and the ids, pose and intrinsics (the image is the sample's first member)."""
     meta = json.dumps(sample.meta, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
-    return [(f"{sample.key}.{sample.ext}", image), (f"{sample.key}.txt", sample.caption.encode()),
-            (f"{sample.key}.json", meta)]
+    return [(f"{sample.key}.txt", sample.caption.encode()), (f"{sample.key}.json", meta)]
 
 
-def sample_bytes(sample: Sample, image_size: int) -> int:
-    """The sample's bytes in a shard, known without reading the image (resume skips by it)."""
-    return sum(member_size(image_size if i == 0 else len(data))
-               for i, (_, data) in enumerate(members(sample, b"")))
+def image_member(sample: Sample) -> tuple[str, bytes]:
+    return f"{sample.key}.{sample.ext}", sample.src.read_bytes()
 
 
 def shuffled(samples: Iterator[Sample], seed: int, spool: Path) -> Iterator[Sample]:
@@ -168,17 +167,16 @@ class WebDatasetExport:
         shard = None
         try:
             for sample in samples:
-                image = None if shard is None or shard.skip else sample.src.read_bytes()
-                size = sample_bytes(sample, len(image) if image is not None else sample.src.stat().st_size)
+                texts = text_members(sample)
+                # the size is planned from the file's size, so that a resumed run cuts where this one does
+                size = member_size(sample.src.stat().st_size) + sum(member_size(len(d)) for _, d in texts)
                 if shard is not None and shard.samples and shard.bytes + size > self.shard_size:
                     shards.append(self._close(shard, shards))
                     shard = None
                 if shard is None:
                     shard = self._open(len(shards), sample.key, finished)
-                    if shard.stack is not None and image is None:
-                        image = sample.src.read_bytes()
-                if shard.stack is not None:
-                    for name, data in members(sample, image):
+                if shard.writer is not None:
+                    for name, data in [image_member(sample), *texts]:
                         shard.writer.add(name, data)
                 shard.samples, shard.bytes, shard.last = shard.samples + 1, shard.bytes + size, sample.key
                 if self.progress is not None:
@@ -211,8 +209,8 @@ class WebDatasetExport:
         writer = shard.writer
         shard.stack.close()  # the shard appears under its name
         shard.stack = None
-        if writer.bytes != shard.bytes:  # the plan that resume skips by must be exact
-            raise RuntimeError(f"{name}: wrote {writer.bytes} bytes, planned {shard.bytes}")
+        if writer.bytes != shard.bytes:  # an image changed size while it was read: the plan no longer holds
+            raise DatasetError(f"{name}: an image changed while it was exported; export again")
         entry = {"file": name, "samples": shard.samples, "bytes": writer.bytes, "sha256": writer.sha.hexdigest(),
                  "first": shard.first, "last": shard.last}
         self._record(shards, entry)

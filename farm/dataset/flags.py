@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from blender_addon.contract.layout import METADATA_JSON
+
+from ..metadata import iter_json_array
+
 QUALITY_ISSUES = ("clipped", "out_of_frame", "blank")  # blender_addon.scene.render's quality gate
 ISSUE_MEANING = {"clipped": "the object touches the image border",
                  "out_of_frame": "over half the object's bounding box is outside the image (or behind the camera)",
@@ -91,7 +95,8 @@ def folder_category_line(objects: Iterable[dict]) -> str | None:
     if not fallback:
         return None
     named = [f"{o.get('uid')} ({o.get('category')})" for o in fallback]
-    return f"category from the parent folder's name (no --categories entry) for {len(fallback)} object(s): {_names(named)}"
+    return (f"category from the parent folder's name (no --categories entry) for {len(fallback)} object(s): "
+            f"{_names(named)}")
 
 
 def uncaptioned_line(uncaptioned: int, done: int, out: str | Path) -> str | None:
@@ -103,10 +108,8 @@ def uncaptioned_line(uncaptioned: int, done: int, out: str | Path) -> str | None
 
 def metadata_obj_ids(out: Path) -> set[int]:
     """The obj_ids that have a record in OUT/metadata.json (streamed; empty when it is missing)."""
-    from ..metadata import iter_json_array
-
     try:
-        return {r.get("obj_id") for r in iter_json_array(out / "metadata.json") if isinstance(r, dict)}
+        return {r.get("obj_id") for r in iter_json_array(out / METADATA_JSON) if isinstance(r, dict)}
     except (OSError, ValueError):
         return set()
 
@@ -117,6 +120,7 @@ def uncaptioned_in_metadata(objects: Iterable[dict], captioned_ids: set[int]) ->
     return sum(o.get("obj_id") not in captioned_ids for o in done), len(done)
 
 
-__all__ = ["QUALITY_ISSUES", "QUALITY_POLICIES", "quality_refusal", "ISSUE_MEANING", "CATEGORY_FROM_FOLDER", "QualityCounts", "quality_counts",
+__all__ = ["QUALITY_ISSUES", "QUALITY_POLICIES", "quality_refusal", "ISSUE_MEANING", "CATEGORY_FROM_FOLDER",
+           "QualityCounts", "quality_counts",
            "quality_issues", "folder_categories", "folder_category_line", "uncaptioned_line",
            "metadata_obj_ids", "uncaptioned_in_metadata"]

@@ -2,10 +2,10 @@
 
 One card per object: a contact sheet (a grid of its views, made with Pillow and saved as
 OUT/gallery/sheets/<obj_id>.jpg), a strip of view 0's extra passes when the spec asked for any
-(depth, normal, albedo, mask: sheets/<obj_id>-passes.jpg), its category, source, status, captions (with the route when the
-category had to be forced) and the model that wrote them, tags for flagged views (clipped, out of
-frame, blank) and for a category taken from the folder name, and the error of a failed object. Small inline JS filters by category,
-status, source and text (the URL can carry them: index.html#status=failed&category=duck), and
+(depth, normal, albedo, mask: sheets/<obj_id>-passes.jpg), its category, source, status, captions
+(with the route when the category had to be forced) and the model that wrote them, tags for
+flagged views (clipped, out of frame, blank) and for a category taken from the folder name, and
+the error of a failed object. Small inline JS filters by category, status, source and text (the URL can carry them: index.html#status=failed&category=duck), and
 marks images that did not load (body[data-images-loaded] = "ok/total" after the load event).
 Everything is written under OUT/gallery/, atomically; nothing outside OUT is touched.
 """

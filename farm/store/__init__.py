@@ -1,6 +1,6 @@
 """The farm's durable job store: SQLite in WAL mode, one writer (the broker).
 
-Tables: jobs, objects, tasks, attempts, workers, blocklist, events.
+Tables: jobs, objects, tasks, attempts, workers, blocklist, events, render_keys, outputs, meta.
 
 Task state machine (Flamenco-style, every transition is in `TRANSITIONS`):
 
@@ -20,9 +20,15 @@ completes and its job has captioning on, the caption task is queued in the same 
 The broker batches many operations into one transaction (group commit) and sends replies only
 after the commit, so what a peer was told is always on disk.
 
+Each object records the render key its views were made with (render_keys.py): a submit with
+another key is refused unless the job says `rerender` or `add_views` (submit_plan.py). The img_id
+stride of each output folder is fixed at its first submit (table `outputs`). Output folders that
+hold the state file follow it when it is moved (upgrade.py, which also upgrades older files).
+
 Parts: schema.py (states, transitions, SQL), core.py (connection, transactions, lookups),
-submit.py, leasing.py, outcomes.py, blocklist.py, jobs.py (cancel, retry, status) and export.py
-(the objects.jsonl cache). `Store` joins them.
+upgrade.py, submit.py (with submit_plan.py and render_keys.py), leasing.py, outcomes.py,
+blocklist.py, jobs.py (cancel, retry, status) and export.py (the objects.jsonl cache). `Store`
+joins them.
 """
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ TRANSITIONS = {
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BLOCKLIST_THRESHOLD = 3  # worker-caused failures in one job before the worker is blocked
 LEASE_GRACE_S = 30.0  # past a render's timeout before the broker gives up on the lease
-CAPTION_LEASE_S = 300.0  # a caption lease lives this long without CAPTION_HEARTBEAT
+# a caption lease lives this long without CAPTION_HEARTBEAT (captioner serve sends one a second),
+# so a killed captioner's tasks come back about as soon as a dead worker's
+CAPTION_LEASE_S = 6.0
 
 
 class StoreError(ValueError):

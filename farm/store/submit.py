@@ -29,19 +29,20 @@ class JobSubmission:
         another render key without a `spec_change`, or an asset beyond the img_id stride."""
         now = time.time() if now is None else now
         job, job_id = self._submitted_job(job, append_to)
-        job["spec_change"] = check_spec_change(job.get("spec_change"))
+        job = {**job, "job_id": job_id, "spec_change": check_spec_change(job.get("spec_change"))}
         out_root = str(job["out_root"])
         views = int(job.get("views") or 0)
         priority = int(job.get("priority") or 0)
         with self.transaction():
-            keys: dict = {}
-            plan = plan_submit(self.db, job, assets, lambda source: keys.get(source) or keys.setdefault(
-                source, self.render_key(job, source)))
+            plan = plan_submit(self.db, job, assets, lambda source: self.render_key(job, source))
             if append_to is None:
                 self._insert_job(job_id, job, now)
             if plan.new_stride:
                 self.db.execute("INSERT INTO outputs (out_root, img_id_stride) VALUES (?, ?)",
                                 (out_root, plan.stride))
+            bodies = dict(self.render_key(job, source) for source in {a.get("source") for a in assets})
+            self.db.executemany("INSERT OR IGNORE INTO render_keys (render_key, body) VALUES (?, ?)",
+                                [(key, json.dumps(body)) for key, body in bodies.items()])
             next_obj = self.db.execute(
                 "SELECT COALESCE(MAX(obj_id) + 1, 0) FROM objects WHERE out_root = ?", (out_root,)
             ).fetchone()[0]
@@ -126,8 +127,6 @@ class JobSubmission:
         """A render task for the object in this job (`step`: full, add_views from a view, or
         rerender): its active task moved here, or a new one."""
         mode = step.action if step.action != NEW else FULL
-        key, body = self.render_key(self.job(job_id), asset.get("source"))
-        self.db.execute("INSERT OR IGNORE INTO render_keys (render_key, body) VALUES (?, ?)", (key, json.dumps(body)))
         active = self.db.execute(
             "SELECT task_id FROM tasks WHERE object_id = ? AND queue = 'render'"
             " AND state IN ('queued','leased')",

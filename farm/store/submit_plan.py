@@ -66,11 +66,12 @@ def plan_submit(db: sqlite3.Connection, job: dict, assets: list[dict], keys) -> 
     out_root = str(job["out_root"])
     spec_change = job.get("spec_change") or REFUSE
     conflicts = _Conflicts()
+    changes: dict[tuple[str, str], tuple] = {}  # (old key, new key) -> what changes between them
     steps = []
     for asset in assets:
         row = db.execute("SELECT id, status, render_key FROM objects WHERE out_root = ? AND out_rel = ?",
                          (out_root, asset["out_rel"])).fetchone()
-        step = _step(db, row, keys(asset.get("source")), spec_change, conflicts)
+        step = _step(db, row, keys(asset.get("source")), spec_change, conflicts, changes)
         steps.append(step)
     if conflicts.count:
         raise conflicts.error(out_root, spec_change)
@@ -78,19 +79,24 @@ def plan_submit(db: sqlite3.Connection, job: dict, assets: list[dict], keys) -> 
     return Plan(steps, stride, new_stride)
 
 
-def _step(db: sqlite3.Connection, row, key: tuple[str, dict], spec_change: str, conflicts: _Conflicts) -> Step:
+def _step(db: sqlite3.Connection, row, key: tuple[str, dict], spec_change: str, conflicts: _Conflicts,
+          changes: dict) -> Step:
     if row is None:
         return Step(None, None, NEW)
     object_id, status, old_key = row
     if old_key is None or old_key == key[0]:
         return Step(object_id, status, SKIP if status == "done" else FULL)
-    old_body = json.loads(db.execute("SELECT body FROM render_keys WHERE render_key = ?", (old_key,)).fetchone()[0])
-    problem = add_views_problem(old_body, key[1])
     if spec_change == RERENDER:
         return Step(object_id, status, RERENDER)
+    change = changes.get((old_key, key[0]))
+    if change is None:
+        old = json.loads(db.execute("SELECT body FROM render_keys WHERE render_key = ?", (old_key,)).fetchone()[0])
+        change = changes[(old_key, key[0])] = (add_views_problem(old, key[1]), view_count(old),
+                                               changed_fields(old, key[1]))
+    problem, old_views, changed = change
     if spec_change == ADD_VIEWS and problem is None:
-        return Step(object_id, status, ADD_VIEWS, first_view=view_count(old_body))
-    conflicts.add(changed_fields(old_body, key[1]), problem)
+        return Step(object_id, status, ADD_VIEWS, first_view=old_views)
+    conflicts.add(changed, problem)
     return Step(object_id, status, SKIP)
 
 

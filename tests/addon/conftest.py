@@ -38,6 +38,27 @@ def farm_cli() -> list[str] | None:
     return [exe] if exe else [sys.executable, "-m", "farm"]
 
 
+@pytest.fixture
+def local_farm(tmp_path):
+    """A real `farm broker` (its OUT root: tmp_path) and one `farm worker`, on a free port."""
+    cli = farm_cli()
+    assert cli is not None, "the farm CLI is missing"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = ["broker", "--bind", endpoint, "--state", str(tmp_path / "farm.sqlite"), "--out-root", str(tmp_path)]
+    procs = [subprocess.Popen(cli + broker, **quiet), subprocess.Popen(cli + ["worker", "--connect", endpoint], **quiet)]
+    try:
+        yield endpoint
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def run(cmd, timeout=600, **kw) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env, **kw)

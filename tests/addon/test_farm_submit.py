@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 
@@ -13,7 +11,7 @@ import zmq
 from blender_addon.ui import ops_farm
 from farm import protocol
 
-from .conftest import farm_cli, free_port
+from .conftest import free_port
 
 
 def _small(s):
@@ -128,37 +126,25 @@ def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
     assert not ops_farm.is_watching()
 
 
-def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path):
-    farm = farm_cli()
-    assert farm is not None, "the farm CLI is missing"
+def test_real_broker_and_worker_render_the_asset(addon, glb_dir, tmp_path, local_farm, monkeypatch):
+    """The local broker's token authenticates the panel; without it the broker refuses it."""
     bpy = addon
     s = bpy.context.scene.mvcap
     _small(s)
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    broker = ["broker", "--bind", endpoint, "--state", str(tmp_path / "state.sqlite"), "--out-root", str(tmp_path)]
-    procs = [subprocess.Popen(farm + broker, **quiet)]
-    try:
-        procs.append(subprocess.Popen(farm + ["worker", "--connect", endpoint], **quiet))
-        assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
-        s.farm_address, s.farm_output = endpoint, str(tmp_path / "out")
-        for _ in range(50):  # the broker may still be binding
-            try:
-                bpy.ops.mvcap.submit()
-                break
-            except RuntimeError as exc:
-                assert "did not answer" in str(exc)
-        assert s.job_id
-        _pump(s, 300)
-        assert s.job_state == "done", s.job_message
-        assert (s.job_done, s.job_total, s.job_progress) == (1, 1, 100.0)
-        transforms = json.loads((tmp_path / "out" / "views" / "Duck" / "transforms.json").read_text())
-        assert len(transforms["frames"]) == 2
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    assert bpy.ops.mvcap.import_asset(filepath=str(glb_dir / "Duck.glb")) == {"FINISHED"}
+    s.farm_address, s.farm_output = local_farm, str(tmp_path / "out")
+    for _ in range(50):  # the broker may still be binding
+        try:
+            bpy.ops.mvcap.submit()
+            break
+        except RuntimeError as exc:
+            assert "did not answer" in str(exc)
+    assert s.job_id
+    _pump(s, 300)
+    assert s.job_state == "done", s.job_message
+    assert (s.job_done, s.job_total, s.job_progress, s.job_views_done) == (1, 1, 100.0, 2)
+    transforms = json.loads((tmp_path / "out" / "views" / "Duck" / "transforms.json").read_text())
+    assert len(transforms["frames"]) == 2
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "another-user"))  # where no token is
+    with pytest.raises(RuntimeError, match="did not answer within 3 s .*no farm token at"):
+        bpy.ops.mvcap.submit()

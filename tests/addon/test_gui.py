@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO, farm_cli, free_port
+from .conftest import REPO
 
 DRIVER = Path(__file__).with_name("gui_driver.py")
 DEBIAN_PACKAGES = ("python3-numpy", "python3-zmq", "python3-pil")  # README: Blender add-on
@@ -58,32 +58,13 @@ def legacy_zip(dest: Path) -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.fixture
-def farm(tmp_path):
-    """A real broker and one worker on a free port."""
-    cli = farm_cli()
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    broker = ["broker", "--bind", endpoint, "--state", str(tmp_path / "farm.sqlite"), "--out-root", str(tmp_path)]
-    procs = [subprocess.Popen(cli + broker, **quiet)]
-    procs.append(subprocess.Popen(cli + ["worker", "--connect", endpoint], **quiet))
-    yield endpoint
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def run_gui(tmp_path, env_extra: dict) -> dict:
     out = tmp_path / "gui"
     out.mkdir()
     config = tmp_path / "config"
     env = dict(os.environ, BLENDER_USER_SCRIPTS=str(tmp_path / "scripts"), BLENDER_USER_CONFIG=str(config),
                MVCAP_GUI_OUT=str(out), **{"MVCAP_GUI_" + k: str(v) for k, v in env_extra.items()})
-    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "blender", "--factory-startup",
+    cmd = ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "blender", "--factory-startup",
            "--enable-event-simulate", "--python", str(DRIVER)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
     (tmp_path / "blender.log").write_text(proc.stdout + proc.stderr)
@@ -97,10 +78,10 @@ def run_gui(tmp_path, env_extra: dict) -> dict:
     return report
 
 
-def test_artist_session_in_debian_blender(debian_blender, farm, glb_dir, tmp_path):
+def test_artist_session_in_debian_blender(debian_blender, local_farm, glb_dir, tmp_path):
     (tmp_path / "pyramid.obj").write_text(PYRAMID_OBJ)
     report = run_gui(tmp_path, {"ZIP": legacy_zip(tmp_path / "dist"), "GLB": glb_dir / "Duck.glb",
-                                "OBJ": tmp_path / "pyramid.obj", "FARM": farm, "FARM_OUT": tmp_path / "farm_out",
+                                "OBJ": tmp_path / "pyramid.obj", "FARM": local_farm, "FARM_OUT": tmp_path / "farm_out",
                                 "VIEWS_OUT": tmp_path / "views"})
     assert report["errors"] == [], report.get("traceback", report["errors"])
     assert report["enabled"] and report["addon_file"].startswith(str(tmp_path / "scripts" / "addons" / "mvcap_studio"))

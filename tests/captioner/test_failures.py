@@ -6,8 +6,10 @@ model is captioned by that model only."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from .failing_captioner import GENERATE_ERROR
 from .helpers import REPO, caption_attempts, caption_tasks, captioner, check_metadata, make_out, queue_rendered
@@ -95,3 +97,19 @@ def test_serve_captions_only_jobs_that_ask_for_its_model(tiny_llava, broker, tmp
     doc = json.loads((mine / "views/chair01/captions.json").read_text())
     assert doc["model"] == str(tiny_llava.resolve())
     assert not (other / "views/plane01/captions.json").exists()
+
+
+def test_offline_hint_names_the_download_command_that_exists(tmp_path):
+    """The hint for missing weights names `hf download` (the installed huggingface_hub's command;
+    `huggingface-cli download` is gone) and the preset model's approximate size."""
+    out = make_out(tmp_path / "out", OBJECTS[:1])
+    proc = captioner("run", str(out), "--preset", "paper")
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    model = "Salesforce/instructblip-flan-t5-xl"
+    assert f"`hf download {model} --local-dir DIR`, approximately 16 GB" in line and "--model DIR" in line
+    assert "huggingface-cli" not in line
+    hf = shutil.which("hf", path=str(Path(sys.executable).parent)) or shutil.which("hf")
+    assert hf, "huggingface_hub's `hf` command is installed with the captioner"
+    usage = subprocess.run([hf, "download", "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "--local-dir" in usage.stdout

@@ -45,10 +45,12 @@ class Chaos:
                 time.sleep(3600)
         if self.delay_s > 0:
             progress = self.slowed(progress)
-        if self.no_image:
+        if self.no_image:  # the render operator says "finished" and writes no file
+            import types
+
             import bpy
 
-            bpy.ops.render.render = lambda **_: {"FINISHED"}  # "finished", and wrote no file
+            bpy.ops.render = types.SimpleNamespace(render=lambda **_: {"FINISHED"})
         return run_task(task, out_dir, device, progress)
 
     def slowed(self, report: Progress) -> Progress:

@@ -31,3 +31,11 @@ def huge_buffer_glb(path: Path, claimed_bytes: int = 10_000_000_000) -> Path:
     body = struct.pack("<I4s", len(text), b"JSON") + text + struct.pack("<I4s", len(binary), b"BIN\0") + binary
     path.write_bytes(struct.pack("<4sII", b"glTF", 2, 12 + len(body)) + body)
     return path
+
+
+def assert_views(out: Path, uid: str, views: int = 2) -> None:
+    """OUT/views/<uid> holds exactly the views and transforms.json (any resolution)."""
+    d = out / "views" / uid
+    assert sorted(p.name for p in d.iterdir()) == [f"{i:03d}.png" for i in range(views)] + ["transforms.json"]
+    frames = json.loads((d / "transforms.json").read_text())["frames"]
+    assert [f["file_path"] for f in frames] == [f"{i:03d}.png" for i in range(views)]

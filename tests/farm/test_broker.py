@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import os
 import time
 
@@ -68,6 +69,16 @@ def submit(endpoint, out, uids, **job):
         return c.submit({"name": "t", "out_root": str(out), "spec": SPEC, **job}, assets)
 
 
+def rendered(task: dict, names=("000.png", "001.png", "transforms.json")) -> dict:
+    """What a shared-storage worker's child leaves: the files in the attempt's folder under
+    OUT/.farm/attempts/; returns RESULT's `files` for them."""
+    folder = P.attempt_folder(task["out_root"], task["attempt_id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(f"{name} of attempt {task['attempt_id']}".encode())
+    return {"files": [{"name": n, "size": (folder / n).stat().st_size} for n in names]}
+
+
 def status(endpoint, job_id=None):
     with Client(endpoint, timeout_s=5) as c:
         return c.status(job_id)
@@ -84,7 +95,7 @@ def test_lease_complete_ack_and_objects_jsonl(broker, tmp_path):
         assert task["type"] == "TASK" and task["out_root"] == str(out)
         w.send("PROGRESS", task_id=task["task_id"], attempt_id=task["attempt_id"], done=1, total=2)
         w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True,
-               result={"views": 2, "files": ["000.png", "001.png"]})
+               result={"views": 2, "files": ["000.png", "001.png"]}, **rendered(task))
         ack = w.recv()
         assert ack["type"] == "ACK" and ack["task_id"] == task["task_id"]
         done.append(task["asset"]["uid"])
@@ -151,7 +162,8 @@ def test_dead_worker_lease_requeued_and_stale_result_ignored(broker, tmp_path):
     # the old worker wakes up and reports: stale, ignored (it is told to READY again)
     w1.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=False, error="late")
     assert w1.recv()["type"] == "RECONNECT"
-    w2.send("RESULT", task_id=task2["task_id"], attempt_id=task2["attempt_id"], ok=True, result=TWO_VIEWS)
+    w2.send("RESULT", task_id=task2["task_id"], attempt_id=task2["attempt_id"], ok=True, result=TWO_VIEWS,
+            **rendered(task2))
     assert w2.recv()["type"] == "ACK"
     time.sleep(0.3)
     job = status(broker.endpoint, reply["job_id"])["jobs"][0]
@@ -219,7 +231,7 @@ def test_caption_queue_handoff(broker, tmp_path):
     cap.send("CAPTION_LEASE", max=4)
     assert cap.recv() == {"v": 1, "type": "CAPTION_TASKS", "tasks": []}
     w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True,
-           result={"views": 1, "files": ["000.png"]})
+           result={"views": 1, "files": ["000.png"]}, **rendered(task, ("000.png",)))
     cap.send("CAPTION_LEASE", max=4)
     tasks = cap.recv()["tasks"]
     assert len(tasks) == 1 and tasks[0]["files"] == ["000.png"] and tasks[0]["out_rel"] == "views/a"
@@ -290,9 +302,11 @@ def test_restarted_broker_adopts_running_and_finished_work(tmp_path):
         w1, w2 = Peer(ep), Peer(ep)
         w1.ready("w1", running={"task_id": t1["task_id"], "attempt_id": t1["attempt_id"]})  # still rendering
         w2.ready("w2", results=[[t2["task_id"], t2["attempt_id"]]])  # finished while the broker was down
-        w2.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result=TWO_VIEWS)
+        w2.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result=TWO_VIEWS,
+                **rendered(t2))
         assert w2.recv()["type"] == "ACK"
-        w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result=TWO_VIEWS)
+        w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result=TWO_VIEWS,
+                **rendered(t1))
         assert w1.recv()["type"] == "ACK"
         time.sleep(0.3)
         job = status(ep, reply["job_id"])["jobs"][0]
@@ -327,8 +341,44 @@ def test_a_failing_transaction_does_not_kill_the_broker(broker, tmp_path, monkey
     w.ready("w1")
     task = w.recv()
     assert task["type"] == "TASK"
-    w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True, result=TWO_VIEWS)
+    w.send("RESULT", task_id=task["task_id"], attempt_id=task["attempt_id"], ok=True, result=TWO_VIEWS,
+           **rendered(task))
     assert w.recv(skip=("HEARTBEAT", "RECONNECT"))["type"] == "ACK"
     time.sleep(0.3)
     assert status(broker.endpoint, reply["job_id"])["jobs"][0]["render"] == {"done": 1}
     w.close()
+
+
+def test_the_broker_installs_an_accepted_attempt_and_nothing_else(broker, tmp_path):
+    """Object folders are the broker's: the current attempt's files are moved in by name (a user's
+    files stay), a success without files is failed, a stale attempt's files never land."""
+    out = tmp_path / "out"
+    reply = submit(broker.endpoint, out, ["a"], max_attempts=3)
+    obj = out / "views" / "a"
+    obj.mkdir(parents=True)
+    (obj / "keep.png").write_bytes(b"mine")
+    (obj / ".keep").write_bytes(b"mine too")
+    w1 = Peer(broker.endpoint)
+    w1.ready("w1")
+    t1 = w1.recv()
+    w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result=TWO_VIEWS, files=[])
+    assert w1.recv()["type"] == "ACK"  # "done" with nothing to show: failed, attempt spent
+    t2 = w1.recv()
+    assert t2["type"] == "TASK" and t2["task_id"] == t1["task_id"]
+    w1.send("RESULT", task_id=t2["task_id"], attempt_id=t2["attempt_id"], ok=True, result=TWO_VIEWS,
+            **rendered(t2))
+    assert w1.recv()["type"] == "ACK"
+    time.sleep(0.3)
+    assert status(broker.endpoint, reply["job_id"])["jobs"][0]["render"] == {"done": 1}
+    assert sorted(p.name for p in obj.iterdir()) == [".keep", "000.png", "001.png", "keep.png", "transforms.json"]
+    assert (obj / "000.png").read_bytes() == f"000.png of attempt {t2['attempt_id']}".encode()
+    assert (obj / "keep.png").read_bytes() == b"mine" and (obj / ".keep").read_bytes() == b"mine too"
+    # a late finisher of the first attempt reports success: acknowledged, nothing of it lands
+    w1.send("RESULT", task_id=t1["task_id"], attempt_id=t1["attempt_id"], ok=True, result=TWO_VIEWS,
+            **rendered(t1))
+    assert w1.recv()["type"] == "ACK"
+    assert (obj / "000.png").read_bytes() == f"000.png of attempt {t2['attempt_id']}".encode()
+    with sqlite3.connect(broker.state_path) as db:
+        errors = [r[0] for r in db.execute("SELECT error FROM attempts WHERE attempt_id = ?", (t1["attempt_id"],))]
+    assert errors == ["the worker reported success but its attempt produced no image"]
+    w1.close()

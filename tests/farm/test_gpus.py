@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,18 @@ def test_cpu_plan_keeps_every_core_busy():
     assert plan.workers == 3 and plan.slot_args[0][0] == "--threads"
     with pytest.raises(DeviceError, match="--workers: 'many' must be a number or 'auto'"):
         local_plan("cpu", "many", 1, 128, 8)
+
+
+def test_objects_and_card_record_the_device(tmp_path, box_glb):
+    out = tmp_path / "OUT"
+    done = subprocess.run([*farm_command(), "render", str(box_glb), "-o", str(out), "--views", "1", "--resolution",
+                           "32", "--samples", "1", "--no-progress"], capture_output=True, text=True, env=farm_env(),
+                          cwd=REPO, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"farm render: \d+ worker\(s\) x \d+ Cycles thread\(s\) on \d+ core\(s\)", done.stderr)
+    (obj,) = [json.loads(line) for line in (out / "objects.jsonl").read_text().splitlines()]
+    assert obj["device"] == {"backend": "CPU", "gpu": None}
+    card = subprocess.run([*farm_command(), "dataset", "card", str(out)], capture_output=True, text=True,
+                          env=farm_env(), cwd=REPO, timeout=120)
+    assert card.returncode == 0, card.stderr
+    assert "- Rendered on: `CPU` (1 objects)" in (out / "README.md").read_text()

@@ -120,7 +120,9 @@ def test_a_plugin_source_runs_through_farm_render(tmp_path, monkeypatch):
     (out / "objects.jsonl").write_text(full)
     r = farm("dataset", "build", out)
     assert r.returncode == 0, r.stdout + r.stderr
-    r = farm("dataset", "validate", out)
+    r = farm("dataset", "validate", out)  # not captioned: a violation unless allowed
+    assert r.returncode == 1 and "2 of 2 done objects have no captions yet" in r.stdout, r.stdout + r.stderr
+    r = farm("dataset", "validate", out, "--allow-uncaptioned")
     assert r.returncode == 0, r.stdout + r.stderr
 
     r = farm("dataset", "card", out)

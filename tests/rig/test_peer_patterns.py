@@ -114,3 +114,14 @@ def test_trellis_hammersley_is_trellis_sequence_given_its_offset(uid):
         assert view.azimuth_deg == pytest.approx(np.degrees(yaw) % 360.0, abs=1e-9)
     above = np.mean([v.elevation_deg > 0 for v in views])
     assert above == pytest.approx(0.75, abs=1 / 150)
+
+
+def test_pinned_values_of_the_peer_patterns():
+    # If these change, datasets rendered with these presets render different poses: bump the spec version.
+    from blender_addon.rig.presets import load_preset
+
+    zero123 = sample_views(load_preset("zero123"), "pinned-uid")[:2]
+    assert [a for v in zero123 for a in (v.azimuth_deg, v.elevation_deg)] == pytest.approx(
+        [35.63259518965702, 53.60174672383831, 136.3642549385114, 4.548215285010777], abs=1e-9)
+    sync = sample_views(load_preset("syncdreamer-16-random"), "pinned-uid")[:2]
+    assert [v.elevation_deg for v in sync] == pytest.approx([-4.159158593852776, 9.418178881220477], abs=1e-9)

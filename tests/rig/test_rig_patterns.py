@@ -72,7 +72,9 @@ def test_pinned_values_catch_changes_to_sampling():
         [59.46918669724077, 67.01085073516381],
         [193.24788541142567, 55.00795833648439],
     ]), abs=1e-9)
-    trellis = sample_views(load_preset("trellis-150"), "pinned-uid")
+    # the hammersley pattern as trellis-150 used it before it took TRELLIS's own remap (trellis_hammersley)
+    hammersley = {"pattern": "hammersley", "num_views": 150, "elevation_min_deg": -90.0, "elevation_max_deg": 90.0}
+    trellis = sample_views(spec_from_dict({"camera": hammersley}), "pinned-uid")
     assert angles(trellis[:2]) == pytest.approx(np.array([
         [15.991406427528677, -81.50955492237728],
         [195.9914064275287, -77.34506690902349],
