@@ -122,6 +122,7 @@ def submit(auth, spec_dict, paths, out_dir, name="blender", caption=False):
     submit` sends them; returns the summed SUBMITTED reply (job_id, objects, queued, skipped).
     Raises FarmError."""
     job = {"out_root": os.path.abspath(out_dir), "name": name, "spec": spec_dict, "caption": bool(caption)}
+    request(auth, "STATUS")  # a farm that is down or refuses us is known in seconds, not CHUNK_TIMEOUT_S
 
     def submitted(fields):
         reply = request(auth, "SUBMIT", CHUNK_TIMEOUT_S, **fields)

@@ -79,7 +79,9 @@ class FakeBroker(threading.Thread):
                 self.errors.append(str(exc))
                 continue
             self.received.append(msg)
-            if msg["type"] == "SUBMIT":
+            if msg["type"] == "STATUS" and not msg.get("job_id"):  # the reachability check before a SUBMIT
+                reply = self.P.encode("STATUS_REPLY", jobs=[], workers=[])
+            elif msg["type"] == "SUBMIT":
                 n_assets = len(msg["assets"])
                 reply = self.P.encode("SUBMITTED", job_id="job-1", objects=n_assets, queued=n_assets, skipped=0)
             else:
@@ -112,12 +114,13 @@ def test_submit_folder_progress_reaches_done(addon, glb_dir, tmp_path):
         broker.stop.set()
         broker.join(5)
     assert not broker.errors
-    submit = broker.received[0]
+    assert broker.received[0]["type"] == "STATUS"  # is the farm there, and does it let us in?
+    submit = broker.received[1]
     n = len(list(glb_dir.glob("*.glb")))
     assert submit["type"] == "SUBMIT" and len(submit["assets"]) == n
     assert {a["out_rel"] for a in submit["assets"]} == {f"views/{p.stem}" for p in glb_dir.glob("*.glb")}
     assert submit["job"]["spec"]["camera"]["num_views"] == 2 and submit["job"]["out_root"] == str(tmp_path / "out")
-    assert all(m["type"] == "STATUS" and m["job_id"] == "job-1" for m in broker.received[1:])
+    assert all(m["type"] == "STATUS" and m["job_id"] == "job-1" for m in broker.received[2:])
     assert (s.job_state, s.job_done, s.job_total, s.job_progress) == ("done", n, n, 100.0)
     assert s.job_views_total == 2 * n and s.job_views_done == 2 * n
     # progress is per view: after the first poll 1 of 5 objects is done (2 views) and a worker is
