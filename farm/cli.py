@@ -90,9 +90,9 @@ def render_cmd(paths, out, preset, spec_file, views, resolution, samples, engine
     check_range("--max-tasks", max_tasks, 1)
     change = spec_change(rerender, add_views)
     spec = resolve_spec(preset, spec_file, views, resolution, samples, engine, source)
-    plan = local_plan(device, workers, per_gpu, spec.render.resolution_x, spec.render.samples)
     options = job_options(views, timeout_s, max_attempts, quality)
     assets = resolve_inputs(paths, source, categories, limit, max_per_category)
+    plan = local_plan(device, workers, per_gpu, spec.render.resolution_x, spec.render.samples, len(assets))
     worker_args = ["--max-tasks", str(max_tasks)] if max_tasks else []
     caption_args = ["--preset", caption_preset] if caption_preset else []
     click.echo(f"farm render: {plan.note}", err=True)

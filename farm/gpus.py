@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 THREADS_ENV = "MVCAP_CYCLES_THREADS"  # the worker tells its render child how many CPU threads to use
-# Pixel-samples per view that keep one Cycles CPU thread busy through a view's serial parts (scene
-# sync, denoise, PNG write): measured on bpy 5.0.1 at 128 px x 8 samples, one child kept about 1.45
-# cores busy (BENCHMARKS.md, bench_workers).
-PIXEL_SAMPLES_PER_THREAD = 128 * 128 * 8 / 1.45
+# Pixel-samples per view below which a second Cycles thread in the same child helps less than a
+# second child: a child's serial parts (import, BVH, scene sync, denoise, PNG write) leave its
+# threads idle. On 2 cores (bpy 5.0.1, BENCHMARKS.md "CPU workers"): at 128 px x 8 samples one
+# child kept about 1.45 cores busy; at 512 px x 32 samples two 1-thread children still beat one
+# 2-thread child on 5 objects (x1.3, one run each on a shared machine).
+PIXEL_SAMPLES_PER_THREAD = 512 * 512 * 32
 CHILD_MEMORY_MB = 1024  # what one render child may take (bpy, scene, BVH), for the auto plan
 
 
@@ -115,18 +117,21 @@ def available_memory_mb() -> float | None:
     return None
 
 
-def cpu_plan(resolution_px: int, samples: int, cores: int | None = None,
-             memory_mb: float | None = None) -> tuple[int, int]:
-    """(render children, Cycles threads each) that keep every core busy: a view that one thread
-    cannot keep busy through its serial parts is better rendered beside others than with more
-    threads. Capped by memory (CHILD_MEMORY_MB each)."""
+def cpu_plan(resolution_px: int, samples: int, cores: int | None = None, memory_mb: float | None = None,
+             objects: int | None = None) -> tuple[int, int]:
+    """(render children, Cycles threads each) that keep every core busy: objects render side by
+    side, one thread each, unless a view is big enough to keep several threads of one child busy
+    (PIXEL_SAMPLES_PER_THREAD). Capped by memory (CHILD_MEMORY_MB each) and by the objects to
+    render (a child without an object would leave its cores idle); the cores left go to threads."""
     cores = cores or usable_cores()
     per_child = round(resolution_px * resolution_px * samples / PIXEL_SAMPLES_PER_THREAD)
-    per_child = max(1, min(cores, per_child))
-    children = max(1, cores // per_child)
+    children = max(1, cores // max(1, min(cores, per_child)))
     memory_mb = available_memory_mb() if memory_mb is None else memory_mb
     if memory_mb:
-        children = max(1, min(children, int(memory_mb // CHILD_MEMORY_MB)))
+        children = min(children, int(memory_mb // CHILD_MEMORY_MB))
+    if objects:
+        children = min(children, objects)
+    children = max(1, children)
     return children, max(1, cores // children)
 
 
@@ -138,8 +143,10 @@ class LocalPlan:
     note: str
 
 
-def local_plan(device: str, workers: str, per_gpu: int, resolution_px: int, samples: int) -> LocalPlan:
-    """`farm render --workers auto|N --device cpu|gpu [--per-gpu K]`. DeviceError without a GPU."""
+def local_plan(device: str, workers: str, per_gpu: int, resolution_px: int, samples: int,
+               objects: int | None = None) -> LocalPlan:
+    """`farm render --workers auto|N --device cpu|gpu [--per-gpu K]` for `objects` assets.
+    DeviceError without a GPU."""
     count = None if str(workers).strip().lower() == "auto" else _worker_count(workers)
     if device == "gpu":
         slots = gpu_slots(select_gpus("all"), per_gpu)
@@ -149,7 +156,7 @@ def local_plan(device: str, workers: str, per_gpu: int, resolution_px: int, samp
                          f"{len(slots)} worker(s) on GPU {', '.join(gpus)}")
     cores = usable_cores()
     if count is None:
-        count, threads = cpu_plan(resolution_px, samples, cores)
+        count, threads = cpu_plan(resolution_px, samples, cores, objects=objects)
     else:
         threads = max(1, cores // count)
     return LocalPlan(count, [["--threads", str(threads)]] * count,

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import RESULT_PREFIX, REPO, run_child, run_header, write_block
+from bench_common import RESULT_PREFIX, REPO, machine, run_child, run_header, write_block
 
 RUNNER = """
 import json, resource, sys, time
@@ -131,7 +131,7 @@ def main() -> None:
         "Ours also joins each record with objects.jsonl and transforms.json (pose and intrinsics), hashes every "
         "shard (sha256), fsyncs it and records it for resume; the plain loop writes ids only." + memory_note
         + " Peak RSS includes the interpreter and imports; each phase runs in a fresh process.",
-        "", *rows, ""])
+        "", *rows, "", f"At the end: {machine()}.", ""])
     print(section)
     if args.update:
         write_block("bench_export", section, Path(args.update))

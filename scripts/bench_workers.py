@@ -4,9 +4,9 @@
 Each configuration is a real `farm render` of the bundled examples/assets into a fresh OUT (the
 embedded broker, its workers and their render children: start-up included), timed end to end.
 --workers N gives each render child cores/N Cycles threads; auto picks children and threads from
-the image size and samples (farm/gpus.py cpu_plan). The configurations run interleaved, --repeat
-times, and the best wall time counts, since the CPU is shared; the 1-minute load average is
-recorded before each run.
+the image size, samples and object count (farm/gpus.py cpu_plan). The configurations run
+interleaved, --repeat times in a rotating order, and the best wall time counts, since the CPU is
+shared; the 1-minute load average is recorded before each run.
 
 Usage: python scripts/bench_workers.py [--small 128:8:8] [--large 512:32:2] [--repeat 1] [--update BENCHMARKS.md]
        (SIZE:SAMPLES:VIEWS per asset)
@@ -54,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", default="128:8:8", help="SIZE:SAMPLES:VIEWS per asset")
     ap.add_argument("--large", default="512:32:2", help="SIZE:SAMPLES:VIEWS per asset")
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--update", default=None, metavar="BENCHMARKS.md")
     args = ap.parse_args()
     header = run_header()
@@ -65,8 +65,8 @@ def main() -> None:
         for label in ("small", "large"):
             size, samples, views = parse_size(getattr(args, label))
             best: dict[str, dict] = {}
-            for _ in range(args.repeat):
-                for workers in CONFIGS:
+            for round_no in range(args.repeat):
+                for workers in CONFIGS[round_no % 3:] + CONFIGS[:round_no % 3]:  # no config always first
                     r = render(work / "OUT", size, samples, views, workers)
                     print(f"  {size}px {samples}spp --workers {workers}: {r['wall']:.1f} s ({r['plan']}, "
                           f"load {r['load']:.1f})", file=sys.stderr)

@@ -21,6 +21,7 @@ class MenuLayout:
 
 
 def test_preset_menu_offers_every_preset_and_applies_mvcap_fast(addon):
+    from blender_addon.ui import fields
     from blender_addon.ui.ops import MVCAP_MT_presets
 
     layout = MenuLayout()
@@ -34,3 +35,4 @@ def test_preset_menu_offers_every_preset_and_applies_mvcap_fast(addon):
     assert s.preset == "mvcap-fast"
     for name in ("samples", "denoise", "denoise_quality", "denoise_input_passes", "view_transform", "filter_width"):
         assert getattr(s.render, name) == pytest.approx(getattr(spec.render, name)), name
+    assert fields.settings_to_spec(s) == spec  # and back, losslessly (float32 storage included)

@@ -103,7 +103,8 @@ def test_run_cli_end_to_end(tiny_llava, tmp_path):
     assert set(caps) == {uid for uid, _, _ in OBJECTS}
     doc = caps["chair01"]
     assert set(doc) == {"uid", "category", "model", "preset", "prompt", "captions",
-                        "transformers_version", "torch_version"}
+                        "transformers_version", "torch_version", "background", "consistency", "prompt_source"}
+    assert doc["consistency"] is True and doc["background"] == "#ffffff"
     assert doc["transformers_version"] == transformers.__version__
     assert doc["preset"] == "fast" and doc["model"] == str(tiny_llava)
     assert "rocking chair" in doc["prompt"]

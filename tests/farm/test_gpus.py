@@ -83,13 +83,13 @@ def test_each_render_child_is_pinned_to_its_own_gpu(tmp_path):
     assert pool.returncode == 0, log[-3000:]
 
 
-def test_gpu_device_without_a_gpu_is_one_line(tmp_path):
+def test_gpu_device_without_a_gpu_is_one_line(tmp_path, box_glb):
     env = farm_env()
     env.pop("CUDA_VISIBLE_DEVICES", None)
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
                                   if not os.path.exists(os.path.join(p, "nvidia-smi")))
     for args in (["worker", "--device", "gpu"], ["worker", "--device", "gpu", "--gpus", "0,1"],
-                 ["render", str(tmp_path), "-o", str(tmp_path / "OUT"), "--device", "gpu"]):
+                 ["render", str(box_glb), "-o", str(tmp_path / "OUT"), "--device", "gpu"]):
         done = subprocess.run([*farm_command(), *args], capture_output=True, text=True, env=env, cwd=REPO,
                               timeout=120)
         assert done.returncode == 2 and done.stderr == (
@@ -110,11 +110,15 @@ def test_gpu_selection_and_slots():
 
 
 def test_cpu_plan_keeps_every_core_busy():
-    assert cpu_plan(128, 8, cores=2, memory_mb=16000) == (2, 1)    # one child leaves a core idle: two
-    assert cpu_plan(512, 32, cores=2, memory_mb=16000) == (1, 2)   # one child fills both cores
+    big = 256000
+    assert cpu_plan(128, 8, cores=2, memory_mb=big) == (2, 1)     # one child leaves a core idle: two
+    assert cpu_plan(512, 32, cores=2, memory_mb=big) == (2, 1)    # still: objects side by side
+    assert cpu_plan(1024, 128, cores=16, memory_mb=big) == (1, 16)  # a view big enough for 16 threads
+    assert cpu_plan(2048, 64, cores=16, memory_mb=big) == (1, 16)
+    assert cpu_plan(1024, 64, cores=16, memory_mb=big) == (2, 8)
     assert cpu_plan(128, 8, cores=16, memory_mb=16000) == (15, 1)  # memory: ~1 GB per child
-    assert cpu_plan(512, 32, cores=64, memory_mb=256000) == (1, 64)
-    assert cpu_plan(256, 8, cores=16, memory_mb=256000) == (2, 8)  # 6 threads keep one busy
+    assert cpu_plan(128, 8, cores=16, memory_mb=big, objects=4) == (4, 4)  # the cores left go to threads
+    assert cpu_plan(512, 32, cores=2, memory_mb=big, objects=1) == (1, 2)
     plan = local_plan("cpu", "3", 1, 128, 8)
     assert plan.workers == 3 and plan.slot_args[0][0] == "--threads"
     with pytest.raises(DeviceError, match="--workers: 'many' must be a number or 'auto'"):

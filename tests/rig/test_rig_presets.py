@@ -12,8 +12,8 @@ from blender_addon.rig.presets import PRESET_DIR, load_preset, preset_names
 from blender_addon.rig.spec import SpecError
 
 REPO = Path(__file__).resolve().parents[2]
-EXPECTED = ["im3d", "mvcap", "objaverse-rendering-12", "objaverse-xl-12", "syncdreamer-16", "syncdreamer-16-random",
-            "trellis-150", "zero123"]
+EXPECTED = ["im3d", "mvcap", "mvcap-fast", "objaverse-rendering-12", "objaverse-xl-12", "syncdreamer-16",
+            "syncdreamer-16-random", "trellis-150", "zero123"]
 
 
 def test_all_documented_presets_ship():

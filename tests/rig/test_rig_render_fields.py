@@ -79,3 +79,33 @@ def test_wrong_types_are_rejected(field, value):
 
 def test_new_fields_change_the_spec_hash():
     assert spec_from_dict({"render": {"denoise_quality": "fast"}}).spec_hash() != ViewSpec().spec_hash()
+
+
+def test_mvcap_fast_is_mvcap_with_the_benchmarked_setting_and_states_its_cost():
+    """mvcap-fast = mvcap + one setting of scripts/bench_quality.py, and its `reproduces` quotes that
+    setting's measured speed-up and PSNR loss at 512 px as BENCHMARKS.md holds them."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from blender_addon.rig.presets import load_preset
+
+    repo = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(repo / "scripts"))
+    from bench_quality import SETTINGS
+
+    fast, mvcap = load_preset("mvcap-fast"), load_preset("mvcap")
+    setting = re.search(r"setting `([\w.-]+)`", fast.reproduces).group(1)
+    overrides, seed = SETTINGS[setting]
+    expected = mvcap.to_dict()
+    expected["render"].update(overrides)
+    expected.update(name="mvcap-fast", description=fast.description, reproduces=fast.reproduces)
+    assert seed == 0 and fast.to_dict() == expected
+
+    block = (repo / "BENCHMARKS.md").read_text().split("<!-- bench_quality:begin -->")[1].split("**512x512 px**")[1]
+    row = next(line for line in block.splitlines() if line.startswith(f"| {setting} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    speedup, delta_psnr = cells[3], cells[6]
+    assert float(speedup.rstrip("x")) >= 1.5
+    assert f"at 512 px {speedup} mvcap's views/s" in fast.reproduces
+    assert f"({delta_psnr} dB;" in fast.reproduces
