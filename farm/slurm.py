@@ -82,6 +82,8 @@ def worker_command(job: SlurmJob) -> list[str]:
 
 def sbatch_script(job: SlurmJob) -> str:
     """The sbatch script: one array task per node, each `exec`ing a worker."""
+    if not re.fullmatch(r"tcp://\S+:\d+", job.connect):
+        raise SlurmError(f"--connect: {job.connect!r} must be tcp://HOST:PORT, an address the compute nodes reach")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", job.job_name):
         raise SlurmError(f"--job-name: {job.job_name!r} may hold letters, digits, '_', '.' and '-' only")
     log_dir = os.path.abspath(job.log_dir)

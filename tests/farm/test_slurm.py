@@ -128,7 +128,8 @@ def test_dry_run_prints_the_script_and_bad_options_are_one_line(tmp_path):
                           (["--extra", "mem=1G"], "--extra: 'mem=1G' is not an sbatch option"),
                           (["--time", "soon"], "--time: 'soon' is not a Slurm time"),
                           (["--partition", "a b"], "--partition: 'a b' is not a Slurm name"),
-                          (["--curve-keys", str(tmp_path)], "is not a key folder")):
+                          (["--curve-keys", str(tmp_path)], "is not a key folder"),
+                          (["--connect", "ipc:///tmp/x"], "--connect: 'ipc:///tmp/x' must be tcp://HOST:PORT")):
         bad = farm("slurm", "--connect", "tcp://10.1.2.3:5555", "--dry-run", *args)
         assert bad.returncode == 2 and bad.stderr.startswith("error: ") and message in bad.stderr, (args, bad.stderr)
 

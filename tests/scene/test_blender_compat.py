@@ -34,8 +34,9 @@ def _lend_packages(target: Path) -> Path:
     return target
 
 
-@pytest.mark.slow
-def test_scene_on_installed_blender(tmp_path):
+def run_installed_blender(script: Path, tmp_path: Path, tag: str) -> dict:
+    """Run `script` in Debian's Blender (farm-side code, with the venv's numpy lent) and return the
+    JSON report it printed on its last `<tag> ` line."""
     blender = shutil.which("blender")
     if blender is None:
         pytest.skip("no `blender` executable (Debian's blender 3.4 is installed by scripts/install_system_deps.sh)")
@@ -44,13 +45,18 @@ def test_scene_on_installed_blender(tmp_path):
     lent = _lend_packages(tmp_path / "site")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(lent), str(REPO)]))
     proc = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(SCRIPT), "--",
+        [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(script), "--",
          str(tmp_path / "out")],
         capture_output=True, text=True, env=env, timeout=600,
     )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("COMPAT ")]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"{tag} ")]
     assert lines, f"blender printed no report (rc {proc.returncode}): {proc.stderr[-2000:]}"
-    report = json.loads(lines[-1][len("COMPAT "):])
+    return json.loads(lines[-1][len(tag) + 1:])
+
+
+@pytest.mark.slow
+def test_scene_on_installed_blender(tmp_path):
+    report = run_installed_blender(SCRIPT, tmp_path, "COMPAT")
     assert report["errors"] == [], report["errors"]
     version = tuple(report["version"])
     assert report["eevee_engine"] == ("BLENDER_EEVEE_NEXT" if (4, 2) <= version[:2] < (5, 0) else "BLENDER_EEVEE")

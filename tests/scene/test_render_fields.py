@@ -7,11 +7,6 @@ instead of failing the object.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,23 +140,9 @@ def test_transforms_and_result_record_the_applied_settings(glb_dir, tmp_path):
 @pytest.mark.slow
 def test_blender_without_oidn_renders_undenoised_with_warnings(tmp_path):
     """Debian's Blender 3.4: Cycles without OIDN, light tree or AgX. The object still renders."""
-    blender = shutil.which("blender")
-    if blender is None:
-        pytest.skip("no `blender` executable (Debian's blender 3.4 is installed by scripts/install_system_deps.sh)")
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("lending numpy needs the same Python minor version as Blender's (3.11)")
-    from tests.scene.test_blender_compat import _lend_packages
+    from tests.scene.test_blender_compat import run_installed_blender
 
-    lent = _lend_packages(tmp_path / "site")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(lent), str(REPO)]))
-    proc = subprocess.run(
-        [blender, "-b", "--factory-startup", "--python-exit-code", "1", "--python", str(SCRIPT), "--",
-         str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FIELDS ")]
-    assert lines, f"blender printed no report (rc {proc.returncode}): {proc.stderr[-2000:]}"
-    report = json.loads(lines[-1][len("FIELDS "):])
+    report = run_installed_blender(SCRIPT, tmp_path, "FIELDS")
     assert report.get("error") is None, report
     if "OPENIMAGEDENOISE" in report["denoisers"]:
         pytest.skip(f"this Blender {report['version']} has OIDN")
