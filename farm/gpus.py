@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 THREADS_ENV = "MVCAP_CYCLES_THREADS"  # the worker tells its render child how many CPU threads to use
-# Pixel-samples per view below which a second Cycles thread in the same child helps less than a
-# second child: a child's serial parts (import, BVH, scene sync, denoise, PNG write) leave its
-# threads idle. On 2 cores (bpy 5.0.1, BENCHMARKS.md "CPU workers"): at 128 px x 8 samples one
-# child kept about 1.45 cores busy; at 512 px x 32 samples two 1-thread children still beat one
-# 2-thread child on 5 objects (x1.3, one run each on a shared machine).
-PIXEL_SAMPLES_PER_THREAD = 512 * 512 * 32
+# Pixel-samples per view that one Cycles CPU thread keeps busy through a view's serial parts (scene
+# sync, denoise, PNG write): on 2 cores (bpy 5.0.1) one child kept about 1.45 cores busy at 128 px
+# x 8 samples and filled both at 512 px x 32 samples (issue 12's measurements). Our own runs on a
+# shared machine (BENCHMARKS.md, "CPU workers") were too noisy to refine it.
+PIXEL_SAMPLES_PER_THREAD = 128 * 128 * 8 / 1.45
 CHILD_MEMORY_MB = 1024  # what one render child may take (bpy, scene, BVH), for the auto plan
 
 
@@ -119,10 +118,10 @@ def available_memory_mb() -> float | None:
 
 def cpu_plan(resolution_px: int, samples: int, cores: int | None = None, memory_mb: float | None = None,
              objects: int | None = None) -> tuple[int, int]:
-    """(render children, Cycles threads each) that keep every core busy: objects render side by
-    side, one thread each, unless a view is big enough to keep several threads of one child busy
-    (PIXEL_SAMPLES_PER_THREAD). Capped by memory (CHILD_MEMORY_MB each) and by the objects to
-    render (a child without an object would leave its cores idle); the cores left go to threads."""
+    """(render children, Cycles threads each) that keep every core busy: each child gets the threads
+    a view of this size keeps busy (PIXEL_SAMPLES_PER_THREAD), and more children render other
+    objects beside it. Capped by memory (CHILD_MEMORY_MB each) and by the objects to render (a
+    child without an object would leave its cores idle); the cores left go to threads."""
     cores = cores or usable_cores()
     per_child = round(resolution_px * resolution_px * samples / PIXEL_SAMPLES_PER_THREAD)
     children = max(1, cores // max(1, min(cores, per_child)))

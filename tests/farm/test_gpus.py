@@ -112,13 +112,12 @@ def test_gpu_selection_and_slots():
 def test_cpu_plan_keeps_every_core_busy():
     big = 256000
     assert cpu_plan(128, 8, cores=2, memory_mb=big) == (2, 1)     # one child leaves a core idle: two
-    assert cpu_plan(512, 32, cores=2, memory_mb=big) == (2, 1)    # still: objects side by side
-    assert cpu_plan(1024, 128, cores=16, memory_mb=big) == (1, 16)  # a view big enough for 16 threads
-    assert cpu_plan(2048, 64, cores=16, memory_mb=big) == (1, 16)
-    assert cpu_plan(1024, 64, cores=16, memory_mb=big) == (2, 8)
+    assert cpu_plan(512, 32, cores=2, memory_mb=big) == (1, 2)    # one child fills both cores
+    assert cpu_plan(512, 32, cores=64, memory_mb=big) == (1, 64)
+    assert cpu_plan(256, 8, cores=16, memory_mb=big) == (2, 8)    # 6 threads keep a 256 px child busy
     assert cpu_plan(128, 8, cores=16, memory_mb=16000) == (15, 1)  # memory: ~1 GB per child
     assert cpu_plan(128, 8, cores=16, memory_mb=big, objects=4) == (4, 4)  # the cores left go to threads
-    assert cpu_plan(512, 32, cores=2, memory_mb=big, objects=1) == (1, 2)
+    assert cpu_plan(128, 8, cores=2, memory_mb=big, objects=1) == (1, 2)
     plan = local_plan("cpu", "3", 1, 128, 8)
     assert plan.workers == 3 and plan.slot_args[0][0] == "--threads"
     with pytest.raises(DeviceError, match="--workers: 'many' must be a number or 'auto'"):
