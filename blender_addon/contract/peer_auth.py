@@ -78,6 +78,8 @@ def curve_client_options(directory: str | os.PathLike, name: str = "client") -> 
 def load_certificate(path: Path) -> tuple[bytes, bytes | None]:
     import zmq.auth
 
+    if not path.is_file():
+        raise CurveKeyError(f"--curve-keys: {path} is missing; create keys with `farm keys DIR`")
     try:
         return zmq.auth.load_certificate(str(path))
     except (OSError, ValueError) as exc:
@@ -105,14 +107,15 @@ class PeerAuth:
 
         return {zmq.PLAIN_USERNAME: self.key_name.encode("utf-8"), zmq.PLAIN_PASSWORD: token.encode("ascii")}
 
-    def hint(self) -> str:
-        """Why a broker that stays silent may be refusing this peer ("" when nothing is known)."""
+    def hint(self, keys_field: str = "--curve-keys") -> str:
+        """Why a broker that stays silent may be refusing this peer ("" when nothing is known).
+        `keys_field`: where this peer is given its key folder (a CLI flag, the add-on's panel field)."""
         if self.curve is not None:
             return f"; if it runs, is {self.key_name}.key in its authorized/ folder?"
         path = token_file(self.endpoint)
         if path is None:
-            return "; a broker on another machine needs --curve-keys"
+            return f"; a broker on another machine needs {keys_field}"
         if read_token(self.endpoint) is None:
-            return (f"; no farm token at {path}: a broker run by another user, or one with --curve-keys, "
-                    f"refuses this client")
+            return (f"; a broker with --curve-keys needs keys ({keys_field}), and another user's refuses "
+                    f"this client (no farm token at {path})")
         return ""

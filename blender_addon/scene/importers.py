@@ -3,6 +3,8 @@ Blender (3.4 to 5.0), and check it before and after: a bad file gets a one-line 
 of an importer traceback."""
 from __future__ import annotations
 
+import ctypes
+import importlib
 import json
 import logging
 import os
@@ -16,6 +18,7 @@ import bpy
 
 from ..rig.asset_refs import asset_roots
 from ..rig.assets import MESH_EXTENSIONS
+from ..rig.draco import draco_compressed, no_decoder_message
 from .build import _ASSET_DATA as ASSET_DATA
 from .confine import confined_source, data_snapshot, refuse_outside
 from .errors import AssetError
@@ -212,6 +215,27 @@ def _lacks_numpy_bool(exc: Exception) -> bool:
     return "numpy" in text and "attribute 'bool'" in text
 
 
+# Where the glTF add-on finds its Draco library: 4.0 and later, then 3.x.
+_DRACO_MODULES = ("io_scene_gltf2.io.com.draco", "io_scene_gltf2.io.com.gltf2_io_draco_compression_extension")
+
+
+def _draco_decoder_loads() -> bool:
+    """Whether this Blender's glTF importer can load its Draco library (Debian's build has none,
+    and its importer would fail with a traceback). True when the add-on's layout is unknown:
+    the importer then runs, and its failure is reported."""
+    for name in _DRACO_MODULES:
+        try:
+            library = importlib.import_module(name).dll_path()
+        except Exception:  # not this version's layout
+            continue
+        try:
+            ctypes.CDLL(str(library))
+        except OSError:
+            return False
+        return True
+    return True
+
+
 def _run_operator(idname: str, op, path: Path):
     data_before = id_snapshot()
     try:
@@ -232,13 +256,14 @@ def _run_importer(path: Path) -> None:
     idname, op = _resolve_operator(ext)
     if ext == ".fbx":
         _fbx_light_shim()
+    if ext in (".glb", ".gltf") and draco_compressed(path) and not _draco_decoder_loads():
+        raise AssetError(no_decoder_message(path.name))
     try:
         result = _run_operator(idname, op, path)
     except Exception as exc:  # operators raise RuntimeError with the report text
         reason = operator_error_line(exc)
-        if "draco" in str(exc).lower():  # some builds (PyPI bpy 4.2, Debian's 3.4) ship no decoder
-            raise AssetError(f"{path.name}: Draco-compressed mesh, and this Blender build has no Draco "
-                             f"decoder ({reason})") from None
+        if "draco" in str(exc).lower():  # a layout of the glTF add-on that the check above does not know
+            raise AssetError(no_decoder_message(path.name)) from None
         raise AssetError(f"{path.name}: import failed ({idname}): {reason}") from None
     if "FINISHED" not in result:
         raise AssetError(f"{path.name}: import was cancelled by {idname}")

@@ -14,6 +14,7 @@ from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
 
 SUBMIT_TIMEOUT_S = 3.0
 CHUNK_TIMEOUT_S = 30.0  # one SUBMIT of wire.SUBMIT_CHUNK assets: the broker stores them all first
+KEYS_FIELD = "Farm > Keys"  # the panel field that names the key folder (the CLI's --curve-keys)
 
 
 class FarmError(RuntimeError):
@@ -68,7 +69,7 @@ def peer(address, curve_keys="", key_name="client"):
     try:
         return PeerAuth(address, curve_keys or None, key_name or "client")
     except CurveKeyError as exc:
-        raise FarmError(str(exc).replace("--curve-keys", "Farm > Keys")) from None
+        raise FarmError(str(exc).replace("--curve-keys", KEYS_FIELD)) from None
 
 
 def connect(auth):
@@ -95,7 +96,7 @@ def request(auth, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
         sock.send(encode(mtype, **fields), zmq.NOBLOCK)
         if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
             raise FarmError(f"farm at {auth.endpoint} did not answer within {timeout_s:g} s "
-                            f"(is `farm broker` running?{auth.hint()})")
+                            f"(is `farm broker` running?{auth.hint(KEYS_FIELD)})")
         reply = decode(sock.recv())
     except zmq.ZMQError as exc:
         raise FarmError(f"farm at {auth.endpoint}: {exc}") from None

@@ -1,11 +1,14 @@
-"""Runs inside a real Blender GUI (Debian's 3.4.1 under Xvfb) for test_gui.py, as an artist would:
+"""Runs inside a real Blender GUI (Debian's 3.4.1 under Xvfb) for test_gui.py, as an artist would.
 
-installs the legacy zip with the Preferences' own install and enable operators, opens the MVCap
-sidebar tab by clicking it (simulated events: 3.4 has no API to pick a tab), imports an OBJ and a
-GLB, builds the rig, moves the view slider, looks through a view, renders a view, renders all
-views, exports the spec and submits to a real broker, with a screenshot after each step and a JSON
-report. It lends Blender nothing: numpy, pyzmq and Pillow are Debian's, as the README says.
-Settings come from MVCAP_GUI_* environment variables.
+It installs the legacy zip with the Preferences' own install and enable operators. From there on
+every add-on action is a real click, drag, typed value or key press (gui_input.py): it clicks the
+MVCap tab open, clicks Import and picks an OBJ, then a GLB, in the file browser, clicks Build Rig,
+undoes and redoes with Ctrl+Z / Ctrl+Shift+Z, drags and types into the view slider, clicks Look
+Through, Render View, Render All (cancels one run with its cancel button), Export Spec, opens the
+Farm panel by its header and clicks Submit to a real broker, and clicks Delete Rig. What each
+click reported is read from the Info editor; a screenshot follows each step; a JSON report ends
+it. It lends Blender nothing: numpy, pyzmq and Pillow are Debian's, as the README says. Settings
+come from MVCAP_GUI_* environment variables.
 """
 import json
 import os
@@ -15,12 +18,24 @@ import traceback
 
 import bpy
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gui_input import click, hovers, key, locate, locate_in_row, move, type_text, unhover  # noqa: E402
+from gui_labels import truncated_labels  # noqa: E402
+from gui_screen import InfoLog, choose_file, click_until, hover_away, scroll, view3d  # noqa: E402
+
 OUT = os.environ["MVCAP_GUI_OUT"]
 ENV = {key: os.environ.get("MVCAP_GUI_" + key, "") for key in ("ZIP", "GLB", "OBJ", "FARM", "FARM_OUT", "VIEWS_OUT")}
 PANELS = ("MVCAP_PT_main", "MVCAP_PT_cameras", "MVCAP_PT_lighting", "MVCAP_PT_background", "MVCAP_PT_render",
-          "MVCAP_PT_cameras_advanced")
+          "MVCAP_PT_cameras_advanced", "MVCAP_PT_farm")
+T0 = time.monotonic()
 report = {"blender": bpy.app.version_string, "python": sys.version.split()[0], "errors": [], "drawn": {},
-          "steps": [], "shots": [], "reports": []}
+          "steps": [], "shots": [], "clicks": 0, "spots": [], "step_times": []}
+spots = {}  # where each button was last found: tried first next time
+
+
+def settings():
+    """Fresh each time: an undo replaces the scene's data, and old references dangle."""
+    return bpy.context.scene.mvcap
 
 
 def _instrument():
@@ -41,24 +56,6 @@ def _instrument():
         cls.draw = counting(name, cls.draw)
 
 
-def _view3d():
-    win = bpy.context.window_manager.windows[0]
-    area = max((a for a in win.screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
-    return win, area, {r.type: r for r in area.regions}
-
-
-def _op(op_name, *args, **kwargs):
-    """Run an mvcap operator as a click does (INVOKE in the 3D viewport); keep what it reported."""
-    win, area, regions = _view3d()
-    with bpy.context.temp_override(window=win, area=area, region=regions["UI"]):
-        try:
-            result = getattr(bpy.ops.mvcap, op_name)(*args, **kwargs)
-        except RuntimeError as exc:  # an ERROR report
-            result = {"ERROR": str(exc).strip()}
-    report["steps"].append([op_name, sorted(result) if isinstance(result, set) else result])
-    return result
-
-
 def _shot(name):
     win = bpy.context.window_manager.windows[-1]  # the newest window: the render view once it opens
     path = os.path.join(OUT, f"{len(report['shots']) + 1:02d}-{name}.png")
@@ -67,89 +64,108 @@ def _shot(name):
     report["shots"].append(path)
 
 
-def _click(win, x, y):
-    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+def find(wanted, row_of=None):
+    """The sidebar button that runs or shows `wanted` (in the row of `row_of`, for icon buttons)."""
+    win, area, regions = view3d()
+    ui = regions["UI"]
+    if wanted in spots:
+        yield from unhover(win, ui)
+        if (yield from hovers(win, area, ui, wanted, *spots[wanted])):
+            return spots[wanted]
+    if row_of:
+        _, y = yield from find(row_of)
+        spot = yield from locate_in_row(win, area, ui, wanted, y)
+    else:
+        spot = yield from locate(win, area, ui, wanted, xs=[ui.x + int(ui.width * f) for f in (0.3, 0.75, 0.5, 0.9)])
+    assert spot, f"no button for {wanted} in the sidebar"
+    spots[wanted] = spot
+    return spot
+
+
+def press(wanted, row_of=None, file=None, settle=0.5):
+    """Click the button an artist would, pick `file` in the browser it opens, and return what it
+    reported in the Info editor."""
+    spot = yield from find(wanted, row_of)
+    report["spots"].append([wanted, spot])
+    click(view3d()[0], *spot)
+    report["clicks"] += 1
+    yield settle
+    if file:
+        yield from choose_file(file)
+    said = INFO.take()
+    report["steps"].append([wanted, said])
+    report["step_times"].append([wanted, round(time.monotonic() - T0, 1)])
+    return said
+
+
+def type_into(wanted, text):
+    """Click a number field (a click without a drag edits its text, all selected), type, Enter."""
+    spot = yield from find(wanted)
+    win = view3d()[0]
+    click(win, *spot)
+    yield 0.1
+    type_text(win, text)
+    key(win, "RET")
+    yield 0.2
+
+
+def drag(wanted, dx):
+    spot = yield from find(wanted)
+    win, (x, y) = view3d()[0], spot
+    move(win, x, y)
     win.event_simulate(type="LEFTMOUSE", value="PRESS", x=x, y=y)
-    win.event_simulate(type="LEFTMOUSE", value="RELEASE", x=x, y=y)
+    for step in range(1, 11):
+        move(win, x + dx * step // 10, y)
+        yield 0.03
+    win.event_simulate(type="LEFTMOUSE", value="RELEASE", x=x + dx, y=y)
+    yield 0.2
+
+
+def undo_key(redo=False):
+    win, area, _ = view3d()
+    hover_away(win, area)
+    key(win, "Z", ctrl=True, shift=redo)
+    yield 1.0
+    INFO.take()
+
+
+def rig_state():
+    scene = bpy.context.scene
+    rig = bpy.data.collections.get("MVCap Rig")
+    return {"rig": rig is not None, "camera": scene.camera.name if scene.camera else None,
+            "size": [scene.render.resolution_x, scene.render.resolution_y],
+            "assets": sorted(ob.name for ob in scene.objects if "mvcap_asset" in ob)}
 
 
 def open_tab():
     """Click down the tab strip at the sidebar's right edge until the MVCap panel draws."""
-    win, area, regions = _view3d()
+    win, area, regions = view3d()
     area.spaces.active.show_region_ui = True
     yield 0.5
     ui = regions["UI"]
-    px = bpy.context.preferences.system.pixel_size
-    x = ui.x + ui.width - max(6, int(10 * px))
-    report["tab_clicks"] = 0
-    for y in range(ui.y + ui.height - int(320 * px), ui.y + ui.height, 8):  # MVCap is the last tab
-        report["drawn"].clear()
-        area.tag_redraw()
-        yield 0.25
-        if report["drawn"].get("MVCAP_PT_main") or report["tab_clicks"] > 60:
-            break
-        _click(win, x, y)
-        report["tab_clicks"] += 1
-    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=area.x + area.width // 3, y=area.y + area.height // 2)
-    report["sidebar"] = [ui.x, ui.y, ui.width, ui.height]
-    report["window"] = [win.width, win.height]
+    x = ui.x + ui.width - max(6, int(10 * bpy.context.preferences.system.pixel_size))
+    points = [(x, y) for y in range(ui.y + ui.height - 320, ui.y + ui.height, 8)]  # MVCap: the last tab
+    report["drawn"].clear()
+    report["tab_clicks"] = yield from click_until(win, area, points, lambda: report["drawn"].get("MVCAP_PT_main"))
+    hover_away(win, area)
+    report["sidebar"], report["window"] = [ui.x, ui.y, ui.width, ui.height], [win.width, win.height]
     yield 0.5
 
 
-class LabelRecorder:
-    """A stand-in for a panel's layout that keeps the labels of property-split rows: a field's in
-    the label column, a checkbox's beside it in the value column. Their drawn width is measured
-    with the UI font."""
-
-    def __init__(self, labels, split=False):
-        self.labels, self.use_property_split, self.use_property_decorate = labels, split, False
-        self.alignment, self.active, self.enabled = "EXPAND", True, True
-
-    def _child(self, *args, **kwargs):
-        return LabelRecorder(self.labels, self.use_property_split)
-
-    row = column = box = split = _child
-
-    def prop(self, data, name, text=None, **kwargs):
-        if self.use_property_split and text != "" and not kwargs.get("expand"):
-            rna = data.bl_rna.properties[name]
-            self.labels.add((rna.type == "BOOLEAN", text if text is not None else rna.name))
-
-    def operator(self, *args, **kwargs):
-        return type("Props", (), {})()
-
-    def menu(self, *args, **kwargs):
-        pass
-
-    label = progress = menu
-
-
-def truncated_labels(s):
-    """Labels wider than the label column of the sidebar at its default width, over every
-    pattern, distance mode and lighting preset."""
-    import blf
-    from types import SimpleNamespace
-
-    import mvcap_studio.ui.panels as panels
-
-    labels = set()
-    for pattern in ("ring", "hemisphere_random", "explicit"):
-        for mode in ("fixed", "range", "auto"):
-            for preset in ("area_top", "hdri"):
-                s.camera.pattern, s.camera.distance_mode, s.lighting.preset = pattern, mode, preset
-                for cls in panels.CLASSES:
-                    cls.draw(SimpleNamespace(layout=LabelRecorder(labels)), bpy.context)
-    _, _, regions = _view3d()
-    scale = bpy.context.preferences.system.ui_scale
-    blf.size(0, 11 * scale, 72)  # the theme's widget label style
-    # a property split: 40% of the panel's width (inside its margins and the tab strip) for labels,
-    # 60% for values, less the text's padding; a checkbox's text follows the box. (Measured on
-    # 3.4 at the default 229 px: "Reproduces", 64 px, shows whole; "Resolution X", 67 px, does not.)
-    inside = regions["UI"].width - 50 * scale
-    room = {False: 0.4 * inside - 6 * scale, True: 0.6 * inside - 28 * scale}
-    widths = {label: round(blf.dimensions(0, label)[0], 1) for _, label in labels}
-    report["label_room"], report["label_widths"] = room, widths
-    return sorted(label for is_check, label in labels if widths[label] > room[is_check])
+def open_farm_panel():
+    """Scroll to the bottom of the tab and click up from there until the Farm panel's header
+    opens it (its header is the last one; the space below it is empty)."""
+    win, area, regions = view3d()
+    ui = regions["UI"]
+    scroll(win, ui, 60)
+    yield 0.5
+    report["drawn"].pop("MVCAP_PT_farm", None)
+    points = [(ui.x + 40, y) for y in range(ui.y + 6, ui.y + 260, 6)]
+    report["farm_header_clicks"] = yield from click_until(win, area, points,
+                                                          lambda: report["drawn"].get("MVCAP_PT_farm"))
+    scroll(win, ui, 60)
+    yield 0.5
+    spots.clear()  # the layout moved
 
 
 def install_and_enable():
@@ -161,58 +177,62 @@ def install_and_enable():
     report["addon_file"] = sys.modules["mvcap_studio"].__file__
 
 
-def use_test_spec(s):
-    _op("apply_preset", name="mvcap")
+def use_test_spec():
+    """The spec of the test (set up as a preset and typed values would)."""
+    bpy.ops.mvcap.apply_preset(name="mvcap")
+    s = settings()
     s.camera.num_views, s.render.samples = 12, 16  # views slow enough for the progress to be seen
     s.render.resolution_x = s.render.resolution_y = 128
+    s.render_folder, s.farm_output, s.farm_address = ENV["VIEWS_OUT"], ENV["FARM_OUT"], ENV["FARM"]
 
 
-def rig_steps(s, scene):
-    """Mistakes first (nothing to build around), then OBJ and GLB imports, the rig and the slider."""
-    artist_camera = scene.camera
-    _op("build_rig")  # no asset yet: refused, nothing built
+def import_steps():
+    """Build Rig with nothing to build around, then the OBJ (undone and redone) and the GLB."""
+    report["no_asset_said"] = yield from press("mvcap.build_rig")
     report["no_asset_rig"] = bpy.data.collections.get("MVCap Rig") is None
-    _op("import_asset", filepath=ENV["OBJ"])
-    report["obj_objects"] = sorted(ob.name for ob in scene.objects if "mvcap_asset" in ob)
-    _op("import_asset", filepath=ENV["GLB"])
+    yield from press("mvcap.import_asset", file=ENV["OBJ"])
+    report["obj_objects"] = rig_state()["assets"]
+    yield from undo_key()
+    report["obj_undone"] = [rig_state()["assets"], settings().asset_uid]
+    yield from undo_key(redo=True)
+    report["obj_redone"] = [rig_state()["assets"], settings().asset_uid]
+    yield from press("mvcap.import_asset", file=ENV["GLB"])
     # Debian's numpy 1.24 fails 3.4's glTF importer on np.bool: the retry must leave one Duck
     report["glb_meshes"] = sorted(m.name for m in bpy.data.meshes if m.users)
-    _op("build_rig")
-    report["rig_objects"] = len(bpy.data.collections["MVCap Rig"].objects)
-    report["rig_lights"] = sum(ob.type == "LIGHT" for ob in bpy.data.collections["MVCap Rig"].objects)
-    report["render_size"] = [scene.render.resolution_x, scene.render.resolution_y]
-    report["cameras"] = {}
-    for k in (3, 0, s.camera.num_views - 1, 5):
-        s.view_index = k
-        bpy.context.view_layer.update()
-        report["cameras"][k] = [list(row) for row in scene.camera.matrix_world]
-    s.view_index = 99
-    report["view_99"] = s.view_message
-    s.view_index = 5
-    return artist_camera
 
 
-def steps():
-    win = bpy.context.window_manager.windows[0]
-    win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=win.width // 2, y=win.height // 2)
-    win.event_simulate(type="ESC", value="PRESS")  # close the first-run splash
-    win.event_simulate(type="ESC", value="RELEASE")
-    yield 0.3
-    install_and_enable()
-    if not report["enabled"]:
-        return
-    scene = bpy.context.scene
-    bpy.data.objects.remove(bpy.data.objects["Cube"])  # the artist's Camera and Light stay
-    s = scene.mvcap
-    s.render_folder, s.farm_output, s.farm_address = ENV["VIEWS_OUT"], ENV["FARM_OUT"], ENV["FARM"]
-    use_test_spec(s)
-    yield from open_tab()
-    _shot("enabled")
-    report["truncated"] = truncated_labels(s)
-    use_test_spec(s)
-    artist_camera = rig_steps(s, scene)
-    win, area, regions = _view3d()
-    for ob in scene.objects:
+def rig_steps():
+    """Build Rig, undo it and redo it by keys, then the view slider dragged and typed into."""
+    report["before_rig"] = rig_state()
+    yield from press("mvcap.build_rig")
+    report["after_rig"] = rig_state()
+    yield from undo_key()
+    report["rig_undone"] = rig_state()
+    yield from undo_key(redo=True)
+    report["rig_redone"] = rig_state()
+    rig = bpy.data.collections["MVCap Rig"]
+    report["rig_objects"] = len(rig.objects)
+    report["rig_lights"] = sum(ob.type == "LIGHT" for ob in rig.objects)
+    yield from drag("mvcap.view_index", 8)
+    report["dragged_to"] = settings().view_index
+    _shot("dragged")
+    report["cameras"] = {settings().view_index: camera_matrix()}
+    for k in (3, 0, settings().camera.num_views - 1, 5):
+        yield from type_into("mvcap.view_index", str(k))
+        report["cameras"][settings().view_index] = camera_matrix()
+    yield from type_into("mvcap.view_index", "99")
+    report["view_99"] = settings().view_message
+    yield from type_into("mvcap.view_index", "5")
+
+
+def camera_matrix():
+    bpy.context.view_layer.update()
+    return [list(row) for row in bpy.context.scene.camera.matrix_world]
+
+
+def frame_the_orbit():
+    win, area, regions = view3d()
+    for ob in bpy.context.scene.objects:
         ob.select_set(False)
     with bpy.context.temp_override(window=win, area=area, region=regions["WINDOW"]):
         bpy.ops.view3d.view_axis(type="FRONT")
@@ -220,61 +240,109 @@ def steps():
         bpy.ops.view3d.view_orbit(angle=0.6, type="ORBITLEFT")
     rv3d = area.spaces.active.region_3d
     rv3d.view_location, rv3d.view_distance = (0.0, 0.0, 0.3), 5.0  # the orbit, not the artist's far camera
+
+
+def steps():
+    win = bpy.context.window_manager.windows[0]
+    move(win, win.width // 2, win.height // 2)
+    key(win, "ESC")  # close the first-run splash
+    yield 0.3
+    install_and_enable()
+    if not report["enabled"]:
+        return
+    global INFO
+    INFO = InfoLog()
+    bpy.data.objects.remove(bpy.data.objects["Cube"])  # the artist's Camera and Light stay
+    use_test_spec()
+    yield from open_tab()
+    _shot("enabled")
+    report["truncated"] = truncated_labels(settings(), report)
+    use_test_spec()
+    yield from import_steps()
+    yield from rig_steps()
+    frame_the_orbit()
     yield 1.0
     _shot("rig")
-    _op("look_through", index=5)
-    report["look_through"] = area.spaces.active.region_3d.view_perspective
+    report["look_through_said"] = yield from press("mvcap.look_through", row_of="mvcap.view_index")
+    report["look_through"] = view3d()[1].spaces.active.region_3d.view_perspective
     yield 1.0
     _shot("look-through-view-5")
-    with bpy.context.temp_override(window=win, area=area, region=regions["WINDOW"]):
-        area.spaces.active.region_3d.view_perspective = "PERSP"
-    yield from render_steps(s, scene)
-    yield from farm_steps(s, scene)
-    _op("clear_rig")
-    report["camera_restored"] = scene.camera == artist_camera
-    report["render_size_restored"] = [scene.render.resolution_x, scene.render.resolution_y]
+    view3d()[1].spaces.active.region_3d.view_perspective = "PERSP"
+    yield from render_steps()
+    yield from farm_steps()
+    scroll(view3d()[0], view3d()[2]["UI"], 60, down=False)
+    spots.clear()
+    yield 0.5
+    artist = report["before_rig"]
+    yield from press("mvcap.clear_rig", row_of="mvcap.build_rig")
+    report["after_clear"] = rig_state()
+    report["camera_restored"] = report["after_clear"]["camera"] == artist["camera"]
+    report["render_size_restored"] = report["after_clear"]["size"]
 
 
-def render_steps(s, scene):
+def render_steps():
+    scene = bpy.context.scene
     engine = scene.render.engine
     properties = next(a for a in bpy.context.window_manager.windows[0].screen.areas if a.type == "PROPERTIES")
     properties.type = "IMAGE_EDITOR"  # an artist's open Image Editor: the renders are shown there
-    _op("render_view")
+    report["render_view_said"] = yield from press("mvcap.render_view", row_of="mvcap.view_index", settle=2.0)
     report["engine_kept"] = scene.render.engine == engine and not scene.render.film_transparent
     report["scenes_after_render"] = [sc.name for sc in bpy.data.scenes]
     yield 1.0
     _shot("render-view")
-    _op("render_all", "INVOKE_DEFAULT")
-    start = time.monotonic()
-    seen = []
-    deadline = time.monotonic() + 120
-    while s.render_all_running and time.monotonic() < deadline:
-        seen.append([round(time.monotonic() - start, 2), s.render_all_done])
-        if len(seen) == 4:
-            _shot("render-all-progress")
-        yield 0.25
-    report["render_all_progress"] = seen
+    settings().render.samples = 512  # slow views: time to find and click cancel
+    yield from press("mvcap.render_all")
+    report["render_all_cancel"] = yield from cancel_render_all()
+    settings().render.samples = 16
+    yield from press("mvcap.render_all")
+    report["render_all_progress"] = yield from watch_render_all(shot_at=4)
+    report["render_all_said"] = INFO.take()
     report["contact_sheet"] = bpy.data.images.get("MVCap Contact Sheet") is not None
     yield 1.0
     _shot("contact-sheet")
 
 
-def farm_steps(s, scene):
-    _op("export_spec", filepath=os.path.join(OUT, "spec.json"))
-    _op("submit")
+def watch_render_all(shot_at=None, until=None):
+    seen = []
+    start = time.monotonic()
+    while settings().render_all_running and time.monotonic() < start + 120:
+        seen.append([round(time.monotonic() - start, 2), settings().render_all_done])
+        if len(seen) == shot_at:
+            _shot("render-all-progress")
+        if until and until():
+            break
+        yield 0.25
+    return seen
+
+
+def cancel_render_all():
+    """Click the cancel button that replaced Render All's, beside the progress, at two views done."""
+    yield from watch_render_all(until=lambda: settings().render_all_done >= 1)
+    win, area, regions = view3d()
+    spot = yield from locate_in_row(win, area, regions["UI"], "mvcap.render_all_cancel", spots["mvcap.render_all"][1])
+    assert spot, "no cancel button beside Render All's progress"
+    click(win, *spot)
+    report["clicks"] += 1
+    yield from watch_render_all()
+    return [settings().render_all_done, settings().render_all_total, INFO.take()]
+
+
+def farm_steps():
+    yield from press("mvcap.export_spec", file=os.path.join(OUT, "spec.json"))
+    yield from open_farm_panel()
+    report["submit_said"] = yield from press("mvcap.submit")
     seen = []
     deadline = time.monotonic() + 120
     from mvcap_studio.ui.ops_farm import is_watching
 
     while is_watching() and time.monotonic() < deadline:
+        s = settings()
         seen.append([s.job_state, s.job_views_done, s.job_views_total, round(s.job_progress, 1)])
         yield 0.25
+    s = settings()
     report["farm_progress"] = seen
     report["farm_final"] = [s.job_state, s.job_views_done, s.job_views_total, s.job_progress, s.job_message]
-    win, area, regions = _view3d()
-    ui = regions["UI"]
-    for _ in range(40):  # scroll the sidebar down to the Farm panel, as a mouse wheel does
-        win.event_simulate(type="WHEELDOWNMOUSE", value="PRESS", x=ui.x + ui.width // 2, y=ui.y + ui.height // 2)
+    scroll(view3d()[0], view3d()[2]["UI"], 60)  # down to the job's progress box
     yield 1.0
     _shot("farm")
 
@@ -290,6 +358,8 @@ def _driver():
         except Exception:
             report["errors"].append(traceback.format_exc().strip().splitlines()[-1])
             report["traceback"] = traceback.format_exc()
+            from gui_input import MISSES
+            report["misses"] = MISSES
         with open(os.path.join(OUT, "report.json"), "w") as fh:
             json.dump(report, fh, indent=1)
         bpy.ops.wm.quit_blender()
@@ -298,4 +368,5 @@ def _driver():
     return tick
 
 
+INFO = None
 bpy.app.timers.register(_driver(), first_interval=0.5)
