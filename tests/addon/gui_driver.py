@@ -64,8 +64,9 @@ def _shot(name):
     report["shots"].append(path)
 
 
-def find(wanted, row_of=None):
-    """The sidebar button that runs or shows `wanted` (in the row of `row_of`, for icon buttons)."""
+def find(wanted, row_of=None, upward=False):
+    """The sidebar button that runs or shows `wanted` (in the row of `row_of`, for icon buttons;
+    searched from the bottom up, with `upward`)."""
     win, area, regions = view3d()
     ui = regions["UI"]
     if wanted in spots:
@@ -76,16 +77,18 @@ def find(wanted, row_of=None):
         _, y = yield from find(row_of)
         spot = yield from locate_in_row(win, area, ui, wanted, y)
     else:
-        spot = yield from locate(win, area, ui, wanted, xs=[ui.x + int(ui.width * f) for f in (0.3, 0.75, 0.5, 0.9)])
+        # two columns: the sidebar's rows are one wide button or two halves (icons: by row)
+        spot = yield from locate(win, area, ui, wanted, xs=[ui.x + int(ui.width * f) for f in (0.3, 0.75)],
+                                 upward=upward)
     assert spot, f"no button for {wanted} in the sidebar"
     spots[wanted] = spot
     return spot
 
 
-def press(wanted, row_of=None, file=None, settle=0.5):
+def press(wanted, row_of=None, file=None, settle=0.5, upward=False):
     """Click the button an artist would, pick `file` in the browser it opens, and return what it
     reported in the Info editor."""
-    spot = yield from find(wanted, row_of)
+    spot = yield from find(wanted, row_of, upward)
     report["spots"].append([wanted, spot])
     click(view3d()[0], *spot)
     report["clicks"] += 1
@@ -330,7 +333,7 @@ def cancel_render_all():
 def farm_steps():
     yield from press("mvcap.export_spec", file=os.path.join(OUT, "spec.json"))
     yield from open_farm_panel()
-    report["submit_said"] = yield from press("mvcap.submit")
+    report["submit_said"] = yield from press("mvcap.submit", upward=True)  # at the bottom
     seen = []
     deadline = time.monotonic() + 120
     from mvcap_studio.ui.ops_farm import is_watching

@@ -54,13 +54,15 @@ def under_mouse(win, area, region):
     return "" if wm.clipboard == NOTHING else wm.clipboard
 
 
-def locate(win, area, region, wanted, xs=None, step=5):
-    """Hover down the region, top to bottom, at a few columns, until the button whose command or
-    data path contains `wanted` is under the mouse. Returns (x, y) in window coordinates, or None."""
+def locate(win, area, region, wanted, xs=None, step=5, upward=False):
+    """Hover down the region (up it, with `upward`) at a few columns, until the button whose
+    command or data path contains `wanted` is under the mouse. Returns its (x, y) in window
+    coordinates, or None."""
     xs = xs or [region.x + int(region.width * f) for f in (0.5, 0.75, 0.9, 0.3)]
     yield from unhover(win, region)
     previous = None
-    for y in range(region.y + region.height - 12, region.y, -step):
+    rows = range(region.y + region.height - 12, region.y, -step)
+    for y in reversed(rows) if upward else rows:
         for x in xs:
             move(win, x, y)
             yield HANDLE_S

@@ -142,6 +142,8 @@ def assert_farm_steps(report, tmp_path):
     assert "submitted job" in said(report, "mvcap.submit")
     state, views_done, views_total, progress, message = report["farm_final"]
     assert (state, views_done, views_total, progress) == ("done", 12, 12, 100.0), message
+    shown = {views for state, views, _, _ in report["farm_progress"] if state == "running"}
+    assert len(shown) > 3, report["farm_progress"]  # the panel followed the job view by view
     assert len(list((tmp_path / "farm_out" / "views" / "Duck").glob("*.png"))) == 12
 
 
