@@ -5,6 +5,7 @@ must never run in the artist's), which also makes it cancellable and keeps the U
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,10 +32,13 @@ class RenderAllJob:
 
     def __init__(self, asset, spec, out_dir, uid):
         self.out_dir, self.total, self.done = Path(out_dir), spec.view_count, 0
+        self.staging = self.out_dir.parent / f".{self.out_dir.name}.render-all"  # see render_all_child
+        shutil.rmtree(self.staging, ignore_errors=True)  # ours, left by a Blender that crashed
         self.sheet = str(self.out_dir.parent / f"{uid}_contact_sheet.png")
         self.result, self.error, self.cancelled = None, "", False
         job = {"addon_dir": str(ADDON_DIR), "sys_path": [p for p in sys.path if p], "asset": str(asset),
-               "uid": uid, "spec": spec.to_dict(), "out_dir": str(self.out_dir), "sheet": self.sheet}
+               "uid": uid, "spec": spec.to_dict(), "staging": str(self.staging), "out_dir": str(self.out_dir),
+               "sheet": self.sheet}
         fd, self.job_path = tempfile.mkstemp(prefix="mvcap-render-all-", suffix=".json")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(job, fh)
@@ -76,12 +80,14 @@ class RenderAllJob:
     def _finish(self):
         if os.path.exists(self.job_path):
             os.unlink(self.job_path)
+        if self.result is None:  # cancelled or failed: out_dir is as it was
+            shutil.rmtree(self.staging, ignore_errors=True)
         if self.result is None and not self.error and not self.cancelled:
             last = next((ln for ln in reversed(self.tail) if ln.strip()), "no output")
             self.error = f"the render process exited with status {self.proc.returncode}: {last.strip()}"
 
     def cancel(self):
-        """Stop the child and remove the half-written files it leaves (finished views stay)."""
+        """Stop the child; its staging folder goes and out_dir is as it was."""
         self.cancelled = True
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -91,8 +97,6 @@ class RenderAllJob:
                 self.proc.kill()
                 self.proc.wait()
         self.reader.join(5)
-        for part in self.out_dir.glob(".*.part"):
-            part.unlink()
         self._finish()
 
     def wait(self, interval=0.1):

@@ -4,9 +4,11 @@ with scene.render.render_asset, the farm worker's code, then a contact sheet of 
     blender -b --factory-startup --python render_all_child.py -- JOB.json
     python render_all_child.py JOB.json              (bpy installed as a Python module)
 
-JOB.json: {"addon_dir", "sys_path", "asset", "uid", "spec", "out_dir", "sheet"}. Prints one line
-per finished view, "MVCAP PROGRESS <done> <total>", then "MVCAP DONE <result json>", or
-"MVCAP ERROR <one line>" and exit status 1.
+JOB.json: {"addon_dir", "sys_path", "asset", "uid", "spec", "staging", "out_dir", "sheet"}. The
+views are rendered into `staging` (a hidden folder of ours beside out_dir) and moved into out_dir
+only when all are done: a cancelled or failed re-render leaves the previous set in out_dir as it
+was. Prints one line per finished view, "MVCAP PROGRESS
+<done> <total>", then "MVCAP DONE <result json>", or "MVCAP ERROR <one line>" and exit status 1.
 """
 import importlib.util
 import json
@@ -51,6 +53,16 @@ def contact_sheet(out_dir, files, target, tile=256, gap=4):
     os.replace(part, target)
 
 
+def install(staging, out_dir):
+    """Move the finished set from staging into out_dir, transforms.json last: it marks the set
+    complete. The emptied staging folder goes."""
+    os.makedirs(out_dir, exist_ok=True)
+    names = sorted(name for name in os.listdir(staging) if name != "transforms.json")
+    for name in [*names, "transforms.json"]:
+        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    os.rmdir(staging)
+
+
 def main(job_path):
     with open(job_path, encoding="utf-8") as fh:
         job = json.load(fh)
@@ -61,9 +73,10 @@ def main(job_path):
     from mvcap_render_all.scene.render import render_asset
 
     try:
-        result = render_asset(job["asset"], spec_from_dict(job["spec"]), job["out_dir"], job["uid"],
+        result = render_asset(job["asset"], spec_from_dict(job["spec"]), job["staging"], job["uid"],
                               progress=lambda done, total: _say("PROGRESS", done, total))
-        contact_sheet(job["out_dir"], result.files, job["sheet"])
+        contact_sheet(job["staging"], result.files, job["sheet"])
+        install(job["staging"], job["out_dir"])
     except Exception as exc:
         _say("ERROR", one_line(exc))
         return 1

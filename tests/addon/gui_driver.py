@@ -164,8 +164,9 @@ def open_farm_panel():
     yield 0.5
     report["drawn"].pop("MVCAP_PT_farm", None)
     points = [(ui.x + 40, y) for y in range(ui.y + 6, ui.y + 260, 6)]
+    # clicks 0.5 s apart: two quicker ones on the same header are a double click, which folds it again
     report["farm_header_clicks"] = yield from click_until(win, area, points,
-                                                          lambda: report["drawn"].get("MVCAP_PT_farm"))
+                                                          lambda: report["drawn"].get("MVCAP_PT_farm"), settle=0.5)
     scroll(win, ui, 60)
     yield 0.5
     spots.clear()  # the layout moved
@@ -202,6 +203,16 @@ def import_steps():
     yield from press("mvcap.import_asset", file=ENV["GLB"])
     # Debian's numpy 1.24 fails 3.4's glTF importer on np.bool: the retry must leave one Duck
     report["glb_meshes"] = sorted(m.name for m in bpy.data.meshes if m.users)
+    report["normalize_said"] = yield from press("mvcap.normalize")
+    report["normalized"] = normalize_state()
+    yield from undo_key()
+    report["normalize_undone"] = normalize_state()
+    yield from undo_key(redo=True)
+    report["normalize_redone"] = normalize_state()
+
+
+def normalize_state():
+    return [settings().normalized, "mvcap_normalize" in rig_state()["assets"]]
 
 
 def rig_steps():
@@ -303,6 +314,20 @@ def render_steps():
     report["contact_sheet"] = bpy.data.images.get("MVCap Contact Sheet") is not None
     yield 1.0
     _shot("contact-sheet")
+    report["render_all_esc"] = yield from escape_render_all()
+
+
+def escape_render_all():
+    """Esc over the viewport stops a running Render All too."""
+    settings().render.samples = 512
+    yield from press("mvcap.render_all")
+    yield from watch_render_all(until=lambda: settings().render_all_done >= 1)
+    win, area, _ = view3d()
+    hover_away(win, area)
+    key(win, "ESC")
+    yield from watch_render_all()
+    settings().render.samples = 16
+    return [settings().render_all_done, settings().render_all_total, INFO.take()]
 
 
 def watch_render_all(shot_at=None, until=None):

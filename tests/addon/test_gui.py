@@ -87,9 +87,9 @@ def test_artist_session_in_debian_blender(debian_blender, local_farm, glb_dir, t
     assert report["errors"] == [], report.get("traceback", report["errors"])
     assert report["enabled"] and report["addon_file"].startswith(str(tmp_path / "scripts" / "addons" / "mvcap_studio"))
     clicked = [name for name, _ in report["steps"]]
-    assert clicked == ["mvcap.build_rig", "mvcap.import_asset", "mvcap.import_asset", "mvcap.build_rig",
-                       "mvcap.look_through", "mvcap.render_view", "mvcap.render_all", "mvcap.render_all",
-                       "mvcap.export_spec", "mvcap.submit", "mvcap.clear_rig"]
+    assert clicked == ["mvcap.build_rig", "mvcap.import_asset", "mvcap.import_asset", "mvcap.normalize",
+                       "mvcap.build_rig", "mvcap.look_through", "mvcap.render_view", "mvcap.render_all",
+                       "mvcap.render_all", "mvcap.render_all", "mvcap.export_spec", "mvcap.submit", "mvcap.clear_rig"]
     assert report["clicks"] == len(clicked) + 1  # and Render All's cancel button
     assert_scene_steps(report)
     assert_render_steps(report, tmp_path)
@@ -107,6 +107,9 @@ def assert_scene_steps(report):
     assert report["obj_objects"] == ["pyramid"]
     assert report["obj_undone"] == [[], ""] and report["obj_redone"] == [["pyramid"], "pyramid"]
     assert len(report["glb_meshes"]) == 1  # one Duck: the np.bool retry left nothing of its first try
+    assert "normalised: scale" in " ".join(report["normalize_said"])
+    assert report["normalized"] == [True, True] and report["normalize_redone"] == [True, True]
+    assert report["normalize_undone"] == [False, False]
     assert report["truncated"] == [], (report["label_room"], report["label_widths"])
     before, after = report["before_rig"], report["after_rig"]
     assert (before["rig"], before["camera"], before["size"]) == (False, "Camera", [1920, 1080])
@@ -128,6 +131,8 @@ def assert_render_steps(report, tmp_path):
     done, total, cancel_said = report["render_all_cancel"]
     assert done < total == 12 and f"Render All Views cancelled after {done} of 12 views" in cancel_said
     assert report["contact_sheet"]
+    done, total, esc_said = report["render_all_esc"]
+    assert done < total == 12 and f"Render All Views cancelled after {done} of 12 views" in esc_said
     assert len({done for _, done in report["render_all_progress"]}) > 2, report["render_all_progress"]
     assert "rendered 12 views" in " ".join(report["render_all_said"])
     # The GUI camera of view k is view k of the farm's own code (render_asset in a background Blender)

@@ -43,17 +43,38 @@ def test_render_all_views_writes_the_farm_layout_and_a_contact_sheet(addon, glb_
                                    np.array(frames[k]["transform_matrix"]), atol=1e-4)
 
 
-def test_cancel_stops_the_process_and_leaves_no_part_files(addon, glb_dir, tmp_path):
+def _snapshot(folder):
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+def test_a_cancelled_rerender_leaves_the_previous_set_as_it_was(addon, glb_dir, tmp_path):
     bpy = addon
-    s = _setup(bpy, glb_dir, tmp_path, views=40)
+    s = _setup(bpy, glb_dir, tmp_path, views=2)
+    assert bpy.ops.mvcap.render_all() == {"FINISHED"}
     out = tmp_path / "views" / "Duck"
+    before = _snapshot(out)
+    s.camera.num_views, s.render.resolution_x = 40, 48  # another spec, slow enough to cancel
     job = render_all.RenderAllJob(s.asset_path, fields.settings_to_spec(s), out, "Duck")
-    while job.done < 1 and not job.poll():  # let it get going
+    while job.done < 1 and not job.poll():  # let it get going: one new view is written
         job.reader.join(0.05)
     job.cancel()
     assert job.cancelled and job.proc.returncode is not None and job.poll()
-    assert not list(out.glob(".*.part")) and not (out / "transforms.json").exists()
     assert job.done < 40
+    assert _snapshot(out) == before  # the complete 2-view set, byte for byte and untouched
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["Duck", "Duck_contact_sheet.png"]
+
+
+def test_a_finished_rerender_replaces_the_set(addon, glb_dir, tmp_path):
+    bpy = addon
+    s = _setup(bpy, glb_dir, tmp_path, views=3)
+    assert bpy.ops.mvcap.render_all() == {"FINISHED"}
+    s.camera.num_views, s.render.resolution_x = 2, 48
+    assert bpy.ops.mvcap.render_all() == {"FINISHED"}
+    out = tmp_path / "views" / "Duck"
+    frames = json.loads((out / "transforms.json").read_text())["frames"]
+    assert [f["file_path"] for f in frames] == ["000.png", "001.png"]
+    assert bpy.data.images.load(str(out / "001.png")).size[0] == 48
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["Duck", "Duck_contact_sheet.png"]
 
 
 def test_render_all_without_an_asset_is_refused(addon, tmp_path):
