@@ -10,7 +10,7 @@ import os
 
 import zmq
 
-from blender_addon.contract.peer_auth import PeerAuth
+from blender_addon.contract.peer_auth import PeerAuth, stop_watching, wait_reply, watch_handshake
 from blender_addon.contract.wire import SUBMIT_CHUNK, submit_in_chunks
 
 from . import protocol as P
@@ -33,9 +33,11 @@ class Client:
         self.auth = PeerAuth(connect, curve_keys, key_name)
         self.sock = self.ctx.socket(zmq.DEALER)
         P.configure_socket(self.sock, self.auth.socket_options())
+        self.monitor = watch_handshake(self.sock)
         self.sock.connect(connect)
 
     def close(self) -> None:
+        stop_watching(self.sock, self.monitor)
         self.sock.close(0)
 
     def __enter__(self) -> "Client":
@@ -46,9 +48,12 @@ class Client:
 
     def request(self, mtype: str, **fields) -> dict:
         self.sock.send(P.encode(mtype, **fields))
-        if not self.sock.poll(self.timeout_ms, zmq.POLLIN):
+        outcome = wait_reply(self.sock, self.monitor, self.timeout_ms)
+        if outcome == "timeout":
             raise ClientError(f"no answer from the broker at {self.addr} within {self.timeout_ms / 1000:g}s"
                               + self.auth.hint())
+        if outcome != "reply":
+            raise ClientError(f"the broker at {self.addr} refused {self.auth.refusal(outcome == 'auth')}")
         while True:
             reply = P.decode(self.sock.recv())
             if reply["type"] in ("HEARTBEAT", "RECONNECT"):  # not for us; wait for the answer

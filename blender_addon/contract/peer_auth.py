@@ -119,3 +119,52 @@ class PeerAuth:
             return (f"; a broker with --curve-keys needs keys ({keys_field}), and another user's refuses "
                     f"this client (no farm token at {path})")
         return ""
+
+    def refusal(self, auth_failed: bool, keys_field: str = "--curve-keys") -> str:
+        """What a broker that failed this peer's handshake refused, after "farm at X refused ".
+        `auth_failed`: it said no to the credentials (ZAP); else it dropped another mechanism."""
+        if not auth_failed and self.curve is not None:
+            return "this client's handshake (another security mechanism: was it started with --curve-keys?)"
+        if not auth_failed:
+            return f"this client's handshake (another security mechanism{self.hint(keys_field)})"
+        if self.curve is not None:
+            return f"this client's key ({keys_field}: is {self.key_name}.key in the broker's authorized/ folder?)"
+        return (f"this client's farm token (a broker started by another user, or restarted: "
+                f"{token_file(self.endpoint)} is not its token)")
+
+
+def watch_handshake(sock):
+    """A monitor of `sock`'s failed handshakes for `wait_reply`, made before `sock` connects (the
+    first handshake may fail before a later monitor sees it); None on libzmq < 4.3."""
+    import zmq
+
+    if not hasattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH"):
+        return None
+    return sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                   | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+
+def stop_watching(sock, monitor) -> None:
+    if monitor is not None:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+
+
+def wait_reply(sock, monitor, timeout_ms: int) -> str:
+    """Wait for a message on `sock` or a failed handshake on its `monitor` (watch_handshake):
+    "reply", "timeout", "auth" (the broker refused the credentials) or "mechanism" (it dropped
+    the handshake: another security mechanism)."""
+    import zmq
+
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    if monitor is not None:
+        poller.register(monitor, zmq.POLLIN)
+    ready = dict(poller.poll(timeout_ms))
+    if sock in ready:
+        return "reply"
+    if monitor is None or monitor not in ready:
+        return "timeout"
+    from zmq.utils.monitor import recv_monitor_message
+
+    return "auth" if recv_monitor_message(monitor)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "mechanism"

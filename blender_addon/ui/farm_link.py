@@ -9,7 +9,7 @@ import os
 import uuid
 
 from ..contract import wire
-from ..contract.peer_auth import CurveKeyError, PeerAuth
+from ..contract.peer_auth import CurveKeyError, PeerAuth, stop_watching, wait_reply, watch_handshake
 from ..rig.assets import MESH_EXTENSIONS, AssetListError, folder_asset_records
 
 SUBMIT_TIMEOUT_S = 3.0
@@ -72,35 +72,42 @@ def peer(address, curve_keys="", key_name="client"):
         raise FarmError(str(exc).replace("--curve-keys", KEYS_FIELD)) from None
 
 
-def connect(auth):
+def connect(auth, watch=False):
+    """A DEALER connected to the farm; with `watch`, also its watch_handshake monitor (or None)."""
     zmq = _zmq()
     sock = context().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, wire.MAX_MESSAGE_BYTES)
     sock.setsockopt(zmq.IDENTITY, ("blender-" + uuid.uuid4().hex[:12]).encode())
+    monitor = watch_handshake(sock) if watch else None
     try:
         for option, value in auth.socket_options().items():
             sock.setsockopt(option, value)
         sock.connect(auth.endpoint)
     except zmq.ZMQError as exc:
+        stop_watching(sock, monitor)
         sock.close(linger=0)
         raise FarmError(f"cannot connect to farm {auth.endpoint}: {exc}") from None
-    return sock
+    return (sock, monitor) if watch else sock
 
 
 def request(auth, mtype, timeout_s=SUBMIT_TIMEOUT_S, **fields):
     """Send one message and wait at most timeout_s for the reply. Raises FarmError."""
     zmq = _zmq()
-    sock = connect(auth)
+    sock, monitor = connect(auth, watch=True)
     try:
         sock.send(encode(mtype, **fields), zmq.NOBLOCK)
-        if not sock.poll(int(timeout_s * 1000), zmq.POLLIN):
+        outcome = wait_reply(sock, monitor, int(timeout_s * 1000))
+        if outcome == "timeout":
             raise FarmError(f"farm at {auth.endpoint} did not answer within {timeout_s:g} s "
                             f"(is `farm broker` running?{auth.hint(KEYS_FIELD)})")
+        if outcome != "reply":  # a refused handshake is known at once, not after timeout_s
+            raise FarmError(f"farm at {auth.endpoint} refused {auth.refusal(outcome == 'auth', KEYS_FIELD)}")
         reply = decode(sock.recv())
     except zmq.ZMQError as exc:
         raise FarmError(f"farm at {auth.endpoint}: {exc}") from None
     finally:
+        stop_watching(sock, monitor)
         sock.close(linger=0)
     if reply["type"] == "ERROR":
         raise FarmError(f"farm refused: {reply.get('error', 'unknown error')}")

@@ -182,12 +182,53 @@ def install_and_enable():
 
 
 def use_test_spec():
-    """The spec of the test (set up as a preset and typed values would)."""
-    bpy.ops.mvcap.apply_preset(name="mvcap")
+    """The test's values over the preset (as typed values would be); the views are typed later."""
     s = settings()
-    s.camera.num_views, s.render.samples = 12, 16  # views slow enough for the progress to be seen
+    s.camera.num_views, s.render.samples = 7, 16  # views slow enough for the progress to be seen
     s.render.resolution_x = s.render.resolution_y = 128
     s.render_folder, s.farm_output, s.farm_address = ENV["VIEWS_OUT"], ENV["FARM_OUT"], ENV["FARM"]
+
+
+def choose_preset(name):
+    """Click the Presets menu (the row of Load and Export Spec, left) and pick `name` with Home,
+    the arrow keys and Enter."""
+    from mvcap_studio.rig.presets import preset_names
+
+    _, y = yield from find("mvcap.export_spec")
+    win, _, regions = view3d()
+    x = regions["UI"].x + int(regions["UI"].width * 0.3)
+    move(win, x, y)
+    yield 0.1  # the hover moves to the menu button before the press, else the press is lost
+    click(win, x, y)
+    report["clicks"] += 1
+    yield 0.5
+    key(win, "HOME")  # the first item (a menu opens on the item picked last time)
+    for _ in range(preset_names().index(name)):
+        yield 0.05
+        key(win, "DOWN_ARROW")
+    yield 0.05
+    _shot(f"presets-menu-{name}")
+    key(win, "RET")
+    yield 0.5
+    return INFO.take()
+
+
+def spec_steps():
+    """A preset from the menu, then the test's spec: views typed (0 first: below the field's
+    minimum), the rest set as typed values would be."""
+    from mvcap_studio.rig.presets import load_preset
+
+    report["zero123_said"] = yield from choose_preset("zero123")
+    expected = load_preset("zero123").camera
+    report["zero123"] = [settings().preset, settings().camera.num_views, settings().camera.pattern,
+                         expected.num_views, expected.pattern]
+    yield from choose_preset("mvcap")
+    report["mvcap_preset"] = settings().preset
+    use_test_spec()
+    yield from type_into("mvcap.camera.num_views", "0")
+    report["views_typed_0"] = settings().camera.num_views
+    yield from type_into("mvcap.camera.num_views", "12")
+    report["views_typed_12"] = settings().camera.num_views
 
 
 def import_steps():
@@ -271,7 +312,7 @@ def steps():
     yield from open_tab()
     _shot("enabled")
     report["truncated"] = truncated_labels(settings(), report)
-    use_test_spec()
+    yield from spec_steps()
     yield from import_steps()
     yield from rig_steps()
     frame_the_orbit()

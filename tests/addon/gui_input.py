@@ -14,8 +14,17 @@ NOTHING = "(nothing under the mouse)"
 MISSES = []  # what a failed row scan hovered, for the report  # one pass of the event loop: the hovered button becomes active
 
 
+MOUSE = {}  # window -> where the mouse is: key presses happen there (else at 0, 0, which closes menus)
+
+
 def move(win, x, y):
+    MOUSE[win.as_pointer()] = x, y
     win.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
+
+
+def at_mouse(win):
+    x, y = MOUSE.get(win.as_pointer(), (win.width // 2, win.height // 2))
+    return {"x": x, "y": y}
 
 
 def click(win, x, y, button="LEFTMOUSE", **modifiers):
@@ -26,8 +35,8 @@ def click(win, x, y, button="LEFTMOUSE", **modifiers):
 
 def key(win, name, **modifiers):
     """Press and release a key where the mouse is (e.g. key(win, "Z", ctrl=True))."""
-    win.event_simulate(type=name, value="PRESS", **modifiers)
-    win.event_simulate(type=name, value="RELEASE", **modifiers)
+    win.event_simulate(type=name, value="PRESS", **at_mouse(win), **modifiers)
+    win.event_simulate(type=name, value="RELEASE", **at_mouse(win), **modifiers)
 
 
 KEY_NAMES = {".": "PERIOD", "-": "MINUS", "/": "SLASH", "_": "MINUS", " ": "SPACE", ":": "SEMI_COLON"}
@@ -38,8 +47,8 @@ def type_text(win, text):
     """Typing into the text field being edited: each character as a key press with its unicode."""
     for ch in text:
         name = DIGITS[int(ch)] if ch.isdigit() else KEY_NAMES.get(ch, ch.upper())
-        win.event_simulate(type=name, value="PRESS", unicode=ch, shift=ch.isupper() or ch == "_")
-        win.event_simulate(type=name, value="RELEASE")
+        win.event_simulate(type=name, value="PRESS", unicode=ch, shift=ch.isupper() or ch == "_", **at_mouse(win))
+        win.event_simulate(type=name, value="RELEASE", **at_mouse(win))
 
 
 def under_mouse(win, area, region):

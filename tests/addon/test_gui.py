@@ -90,7 +90,11 @@ def test_artist_session_in_debian_blender(debian_blender, local_farm, glb_dir, t
     assert clicked == ["mvcap.build_rig", "mvcap.import_asset", "mvcap.import_asset", "mvcap.normalize",
                        "mvcap.build_rig", "mvcap.look_through", "mvcap.render_view", "mvcap.render_all",
                        "mvcap.render_all", "mvcap.render_all", "mvcap.export_spec", "mvcap.submit", "mvcap.clear_rig"]
-    assert report["clicks"] == len(clicked) + 1  # and Render All's cancel button
+    assert report["clicks"] == len(clicked) + 3  # and Render All's cancel button, the Presets menu twice
+    name, views, pattern, preset_views, preset_pattern = report["zero123"]
+    assert (name, views, pattern) == ("zero123", preset_views, preset_pattern) and "preset zero123" in report["zero123_said"]
+    assert report["mvcap_preset"] == "mvcap"
+    assert (report["views_typed_0"], report["views_typed_12"]) == (1, 12)  # the field's minimum holds
     assert_scene_steps(report)
     assert_render_steps(report, tmp_path)
     assert_farm_steps(report, tmp_path)

@@ -3,6 +3,7 @@ processes; the other local account is a real one (useradd), so that test needs r
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -15,7 +16,7 @@ import zmq
 
 from blender_addon.contract import wire
 from blender_addon.contract.peer_auth import curve_client_options, token_file
-from farm.client import Client
+from farm.client import Client, ClientError
 from farm.keys import create_keys
 
 from .conftest import REPO, farm, free_port, spawn, stop, wait_for
@@ -176,6 +177,17 @@ def test_curve_workers_are_known_by_their_key(tmp_path, glb_dir):
             p.send("STATUS")
             assert p.recv(timeout=1.5) is None
             p.close()
+        # the CLI's client says so at once, not after its reply timeout
+        shutil.copyfile(keys / "broker.key", tmp_path / "foreign" / "broker.key")
+        for kwargs, refused in (({"curve_keys": tmp_path / "foreign", "key_name": "stranger"},
+                                 "refused this client's key (--curve-keys: is stranger.key in the broker's "
+                                 "authorized/ folder?)"),
+                                ({}, "refused this client's handshake (another security mechanism")):
+            t0 = time.monotonic()
+            with pytest.raises(ClientError, match=re.escape(f"the broker at {b.addr} {refused}")):
+                with Client(b.addr, timeout_s=5, **kwargs) as c:
+                    c.status()
+            assert time.monotonic() - t0 < 2
         log = b.log_text()
         assert "refused a CURVE peer from 127.0.0.1: key" in log and "is not authorized" in log
         assert "the handshake failed" in log
