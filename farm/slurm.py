@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from blender_addon.contract.peer_auth import local_endpoint_key
+
 
 class SlurmError(ValueError):
     """A bad `farm slurm` option or a refused submission. One line, shown without traceback."""
@@ -108,7 +110,38 @@ def sbatch_script(job: SlurmJob) -> str:
               "set -eu", f"cd {shlex.quote(os.getcwd())}"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     lines.append("exec " + shlex.join(worker_command(job)))
-    return "\n".join(lines) + "\n"
+    script = "\n".join(lines) + "\n"
+    if local_endpoint_key(job.connect) and may_span_nodes(script):
+        raise SlurmError(f"--connect {job.connect} is a loopback address: workers on other nodes cannot reach it;"
+                         " give the broker's address on the cluster network"
+                         " (farm broker --bind tcp://0.0.0.0:5555 --curve-keys DIR)")
+    return script
+
+
+def may_span_nodes(script: str) -> bool:
+    """Whether the script's workers can run on more than one node: its array (the last --array,
+    --extra's included) has more than one task and no --nodelist/-w pins them to one host. Each
+    task's worker runs on its allocation's first node only (`exec`, no srun)."""
+    array, pinned = "0", None
+    for option in re.findall(r"^#SBATCH\s+(.*?)\s*$", script, re.M):
+        if found := re.fullmatch(r"(?:--array[= ]\s*|-a\s*)(\S+)", option):
+            array = found.group(1)
+        if found := re.fullmatch(r"(?:--nodelist[= ]\s*|-w\s*)(\S+)", option):
+            pinned = found.group(1)
+    one_host = pinned is not None and re.fullmatch(r"[A-Za-z0-9_.-]+", pinned) is not None
+    return not one_host and array_tasks(array) != 1
+
+
+def array_tasks(spec: str) -> int | None:
+    """How many tasks an sbatch --array spec (0-3, 1,5,7, 0-15:4, 0-9%2) names; None if unreadable."""
+    count = 0
+    for part in spec.split("%")[0].split(","):
+        found = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
+        if not found:
+            return None
+        first, last, step = found.group(1), found.group(2) or found.group(1), found.group(3) or "1"
+        count += len(range(int(first), int(last) + 1, max(int(step), 1)))
+    return count
 
 
 def submit(script: str, script_path: Path) -> str:

@@ -113,7 +113,7 @@ class Inbox:
             w.last_seen = now
             self._from_worker(w, msg, now, out)
         elif mtype in P.CLIENT_TYPES:
-            self.clients.handle(identity, msg, out)
+            self.clients.handle(identity, msg, out, peer)
         else:
             self.captions.handle(identity, msg, now, out)
 

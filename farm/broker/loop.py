@@ -27,6 +27,7 @@ import zmq
 
 from .. import environment, protocol as P
 from ..store import DEFAULT_BLOCKLIST_THRESHOLD, Store
+from .attempt_folders import sweep_attempt_folders
 from .captions import CaptionRequests
 from .clients import ClientRequests
 from .exports import OutputFiles
@@ -99,6 +100,7 @@ class Broker:
             self.store = Store(self.state_path, fsync=self.fsync)
             # leases held by workers this broker has not met get one liveness period to be adopted
             self.store.recover(grace_s=self.heartbeat_s * self.liveness * 2)
+            sweep_attempt_folders(self.store, self.out_roots)  # the leases kept above keep their folders
             self.router = BoundRouter(self.ctx, self.bind_addr, self.curve_keys, self.insecure)
         except BaseException:
             self.close()

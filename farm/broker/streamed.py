@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from blender_addon.contract.layout import FARM_DIR, LayoutError, check_identifie
 from .. import protocol as P
 from ..staged import is_staged, start_staging, swap_in
 from ..store import Store
+from .attempt_folders import remove_attempt_folder
 
 if TYPE_CHECKING:  # workers.py uses this module
     from .workers import WorkerSession
@@ -128,7 +128,7 @@ class StreamedFiles:
         """Remove the parts `w` streamed for its current task; for a shared-storage worker that
         vanished, its attempt's folder (named by the attempt id: nothing else is in it)."""
         if w.out_root and w.task and w.shared_storage:
-            shutil.rmtree(P.attempt_folder(w.out_root, w.task[1]), ignore_errors=True)
+            remove_attempt_folder(w.out_root, w.task[1])
         if w.out_root and w.task and w.streamed:
             d = incoming_dir(w.out_root, w.task[1])
             for name in list(w.streamed):

@@ -11,6 +11,7 @@ model):
   attempts, `threshold` failed tasks, and the peers with `threshold` attempts of their own).
 A worker with `threshold` confirmed failures in a job, or the rate, is blocked from that job. When
 every live worker is blocked from a job, its queued tasks can never run and fail.
+`farm retry` starts a job's blame over: attempts made before the job's last retry count no more.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ SUSPECT = ("worker", "timeout", "env")  # failures that blame no one until the e
 COUNTED = ("done", "asset") + SUSPECT  # attempts that count toward a worker's failure rate
 RATE_FACTOR = 4.0  # "far above its peers'": this many times their failure rate
 RATE_MIN = 0.5  # ... and at least this share of its own attempts failed
+# when the job (the first `?`) was last retried: attempts started before then are forgiven
+RETRIED_AT = "(SELECT COALESCE(MAX(ts), 0) FROM events WHERE job_id = ? AND kind = 'retry')"
 
 
 def load_blocked(db: sqlite3.Connection) -> dict[str, set[str]]:
@@ -32,13 +35,15 @@ def load_blocked(db: sqlite3.Connection) -> dict[str, set[str]]:
 
 
 def load_failed_by(db: sqlite3.Connection) -> dict[int, set[str]]:
-    """queued task -> the workers whose attempt at it failed."""
+    """queued task -> the workers whose attempt at it failed (since its job's last retry)."""
+    retried = dict(db.execute("SELECT job_id, MAX(ts) FROM events WHERE kind = 'retry' GROUP BY job_id").fetchall())
     failed_by: dict[int, set[str]] = {}
     for row in db.execute(
-        "SELECT a.task_id, a.worker FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
+        "SELECT a.task_id, a.worker, t.job_id, a.started FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
         " WHERE t.state = 'queued' AND a.outcome IN ('asset', 'worker', 'timeout', 'env')"
     ):
-        failed_by.setdefault(row[0], set()).add(row[1])
+        if row[3] >= retried.get(row[2], 0):
+            failed_by.setdefault(row[0], set()).add(row[1])
     return failed_by
 
 
@@ -57,7 +62,8 @@ class WorkerBlocklist:
             tally = {r[0]: [r[1], r[2]] for r in self.db.execute(
                 f"SELECT a.worker, COUNT(*), SUM(a.outcome IN {_in(SUSPECT)}) FROM attempts a"
                 f" JOIN tasks t ON t.task_id = a.task_id WHERE t.job_id = ? AND t.queue = 'render'"
-                f" AND a.outcome IN {_in(COUNTED)} GROUP BY a.worker", (job_id,))}
+                f" AND a.outcome IN {_in(COUNTED)} AND a.started >= {RETRIED_AT} GROUP BY a.worker",
+                (job_id, job_id))}
             self.tallies[job_id] = tally
         return tally
 
@@ -86,8 +92,8 @@ class WorkerBlocklist:
         """The task succeeded on `winner`: a single suspect failure of it elsewhere was that
         worker's. Two or more failures (other workers or children) make it a flaky asset."""
         failed = self.db.execute(
-            f"SELECT worker, outcome FROM attempts WHERE task_id = ? AND outcome IN {_in(('asset',) + SUSPECT)}",
-            (task_id,)).fetchall()
+            f"SELECT worker, outcome FROM attempts WHERE task_id = ? AND outcome IN {_in(('asset',) + SUSPECT)}"
+            f" AND started >= {RETRIED_AT}", (task_id, job_id)).fetchall()
         if len(failed) != 1 or failed[0]["outcome"] not in SUSPECT or failed[0]["worker"] == winner:
             return
         worker = failed[0]["worker"]
@@ -107,6 +113,17 @@ class WorkerBlocklist:
                         " ON CONFLICT (job_id, worker) DO UPDATE SET blocked = 1", (job_id, worker))
         self.blocked.setdefault(worker, set()).add(job_id)
         self._event("blocklist", job_id, None, worker, why)
+
+    def forget_blame(self, job_id: str) -> None:
+        """`farm retry`: the user fixed the cause, so the job's blame starts over: no worker is
+        blocked from it, and failures before the retry count no more (RETRIED_AT, once the
+        caller has logged the retry)."""
+        self.db.execute("DELETE FROM blocklist WHERE job_id = ?", (job_id,))
+        for jobs in self.blocked.values():
+            jobs.discard(job_id)
+        self.tallies.pop(job_id, None)
+        for (task_id,) in self.db.execute("SELECT task_id FROM tasks WHERE job_id = ?", (job_id,)).fetchall():
+            self.failed_by.pop(task_id, None)
 
     def fail_unservable(self, live_workers: list[str], now: float | None = None) -> int:
         """Queued render tasks of a job that every live worker is blocked from can never run: fail them."""

@@ -42,9 +42,7 @@ class JobControl:
             cur = self.db.execute("UPDATE tasks SET state = 'queued', attempts = 0, error = NULL, updated = ?"
                                   " WHERE job_id = ? AND state IN ('failed','canceled')", (now, job_id))
             self.db.execute("UPDATE jobs SET canceled = 0 WHERE job_id = ?", (job_id,))
-            self.db.execute("DELETE FROM blocklist WHERE job_id = ?", (job_id,))
-            for jobs in self.blocked.values():
-                jobs.discard(job_id)
+            self.forget_blame(job_id)
             self._jobs.pop(job_id, None)
             self._event("retry", job_id, detail=f"{cur.rowcount} tasks queued again")
             self.exports.invalidate(self.job(job_id)["out_root"])
@@ -79,7 +77,7 @@ class JobControl:
             "job_id": jid, "name": job["name"], "out_root": job["out_root"], "state": _job_state(job, counts),
             "priority": job["priority"], "caption": bool(job["caption"]), "created": job["created"],
             "render": counts["render"], "caption_tasks": counts["caption"], "views_done": int(views_done),
-            "failures": failures,
+            "failures": failures, "submitter": job["submitter"],
         }
 
 

@@ -146,8 +146,25 @@ class TaskLeasing:
         """Leased tasks whose lease ran out."""
         now = time.time() if now is None else now
         return self.db.execute(
-            "SELECT task_id, attempt_id, worker, queue FROM tasks WHERE state = 'leased' AND lease_expires < ?", (now,)
+            "SELECT task_id, attempt_id, worker, queue, job_id FROM tasks WHERE state = 'leased' AND lease_expires < ?",
+            (now,),
         ).fetchall()
+
+    def job_out_roots(self) -> list[str]:
+        """Every OUT a job of this store writes in."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT out_root FROM jobs ORDER BY out_root")]
+
+    def dead_attempts(self, out_root: str, attempt_ids: list[int]) -> set[int]:
+        """Those of `attempt_ids` that are attempts of a job in `out_root` and no live lease."""
+        dead: set[int] = set()
+        for i in range(0, len(attempt_ids), 500):  # SQLite's bound-parameter limit
+            chunk = attempt_ids[i:i + 500]
+            dead.update(r[0] for r in self.db.execute(
+                "SELECT a.attempt_id FROM attempts a JOIN tasks t ON t.task_id = a.task_id"
+                " JOIN jobs j ON j.job_id = t.job_id WHERE j.out_root = ?"
+                f" AND a.attempt_id IN ({','.join('?' * len(chunk))})"
+                " AND NOT (t.state = 'leased' AND t.attempt_id = a.attempt_id)", (out_root, *chunk)))
+        return dead
 
     def recover(self, grace_s: float, now: float | None = None) -> int:
         """At broker start: leases held by workers the new broker has not met yet expire soon,

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     caption INTEGER NOT NULL DEFAULT 0,
     caption_model TEXT,
     canceled INTEGER NOT NULL DEFAULT 0,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    submitter TEXT
 );
 CREATE TABLE IF NOT EXISTS objects (
     id INTEGER PRIMARY KEY,
@@ -98,6 +99,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     render_key TEXT
 );
+CREATE INDEX IF NOT EXISTS attempts_task ON attempts (task_id);
 CREATE TABLE IF NOT EXISTS workers (
     worker TEXT PRIMARY KEY,
     host TEXT, pid INTEGER, device TEXT,
@@ -139,6 +141,7 @@ ADDED_COLUMNS = (
     ("tasks", "first_view", "INTEGER NOT NULL DEFAULT 0"),  # add_views: views before it are kept
     ("attempts", "render_key", "TEXT"),  # the key the attempt was leased with
     ("objects", "category_from", "TEXT"),  # "folder": no --categories entry, the parent folder's name was taken
+    ("jobs", "submitter", "TEXT"),  # the peer that submitted it (NULL: an older job, anyone may manage it)
 )
 # tasks.mode; a job's `spec_change` is "refuse" (the default), ADD_VIEWS or RERENDER
 FULL, ADD_VIEWS, RERENDER = "full", "add_views", "rerender"

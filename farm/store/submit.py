@@ -23,10 +23,12 @@ from .submit_plan import NEW, SKIP, plan_submit
 class JobSubmission:
     """Store part: `submit` and its steps (upsert the object, queue its render or its caption)."""
 
-    def submit(self, job: dict, assets: list[dict], now: float | None = None, append_to: str | None = None) -> dict:
+    def submit(self, job: dict, assets: list[dict], now: float | None = None, append_to: str | None = None,
+               submitter: str | None = None) -> dict:
         """Create a job and its tasks (or, with `append_to`, add assets to that job: big jobs
-        arrive in several SUBMITs). StoreError (nothing written) for objects rendered under
-        another render key without a `spec_change`, or an asset beyond the img_id stride."""
+        arrive in several SUBMITs). `submitter`: the peer the job is recorded as submitted by.
+        StoreError (nothing written) for objects rendered under another render key without a
+        `spec_change`, or an asset beyond the img_id stride."""
         now = time.time() if now is None else now
         job, job_id = self._submitted_job(job, append_to)
         job = {**job, "job_id": job_id, "spec_change": check_spec_change(job.get("spec_change"))}
@@ -36,7 +38,7 @@ class JobSubmission:
         with self.transaction():
             plan = plan_submit(self.db, job, assets, lambda source: self.render_key(job, source))
             if append_to is None:
-                self._insert_job(job_id, job, now)
+                self._insert_job(job_id, job, now, submitter)
             if plan.new_stride:
                 self.db.execute("INSERT INTO outputs (out_root, img_id_stride) VALUES (?, ?)",
                                 (out_root, plan.stride))
@@ -89,16 +91,16 @@ class JobSubmission:
         return ({**existing, "views": job.get("views"), "priority": existing["priority"],
                  "spec_change": job.get("spec_change")}, existing["job_id"])
 
-    def _insert_job(self, job_id: str, job: dict, now: float) -> None:
+    def _insert_job(self, job_id: str, job: dict, now: float, submitter: str | None) -> None:
         self.db.execute(
             "INSERT INTO jobs (job_id, name, out_root, spec, spec_hash, options, priority, max_attempts,"
-            " timeout_s, caption, caption_model, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " timeout_s, caption, caption_model, created, submitter) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 job_id, str(job.get("name") or "job"), str(job["out_root"]),
                 json.dumps(job.get("spec")) if job.get("spec") is not None else None,
                 job.get("spec_hash"), json.dumps(job.get("options") or {}), int(job.get("priority") or 0),
                 int(job.get("max_attempts") or DEFAULT_MAX_ATTEMPTS), float(job.get("timeout_s") or 600.0),
-                1 if job.get("caption") else 0, job.get("caption_model"), now,
+                1 if job.get("caption") else 0, job.get("caption_model"), now, submitter,
             ),
         )
 

@@ -1,7 +1,8 @@
 """Opening a state file: bring an older one up to today's schema, and follow a moved OUT.
 
 - Upgrade: columns added since (schema.ADDED_COLUMNS), and the render key of every done object
-  of an older state, taken from the job whose render task finished it.
+  of an older state, taken from the job whose render task finished it. Jobs of an older state
+  have no submitter (NULL): any authenticated peer may still cancel or retry them.
 - Moved or copied OUT: output folders that hold the state file (`farm render` keeps it in
   OUT/.farm/state.sqlite) are recorded relative to it. The state remembers the folder it was last
   opened in (meta `state_dir`); opened somewhere else, such output roots are rewritten to the same

@@ -294,9 +294,11 @@ def test_curve_keys_end_to_end(cluster, box_glb, tmp_path):
     job_id = json.loads(r.stdout)["job_id"]
     cluster.wait_finished(job_id, curve_keys=keys)
     assert_complete(out, "c0")
-    # no keys: refused (no answer), and the CLI says so in one line
+    # no keys: refused at the handshake, and the CLI says so in one line
     r = farm("status", "--connect", cluster.addr, "--reply-timeout", "2", timeout=60)
-    assert r.returncode == 1 and r.stderr.startswith("error: no answer")
+    assert r.returncode == 1 and r.stderr.startswith(f"error: the broker at {cluster.addr} refused this client's "
+                                                     "handshake"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_render_with_captions_from_a_tiny_model(glb_dir, tmp_path):
