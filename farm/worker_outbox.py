@@ -25,14 +25,27 @@ def success_delivery(key: tuple[int, int], result: dict | None, out_dir: Path, a
     """The RESULT of a finished attempt, listing the files in `out_dir` (the broker moves them into
     the object's folder); with `stream` (no shared storage) the files go along in FILE_CHUNKs.
     `attempt_dir`, the attempt's own folder, is removed once the broker has acknowledged."""
-    files = sorted(f for f in out_dir.iterdir() if f.is_file() and not f.name.startswith(".")) \
-        if out_dir.is_dir() else []
+    files = finished_files(out_dir)
     msg = {"task_id": key[0], "attempt_id": key[1], "ok": True, "result": result,
-           "files": [{"name": f.name, "size": f.stat().st_size} for f in files]}
+           "files": [{"name": name, "size": size} for name, size in files]}
     delivery: dict = {"key": key, "msg": msg, "scratch": str(attempt_dir)}
     if stream:
-        delivery["stream"] = [(f.name, str(f)) for f in files]
+        delivery["stream"] = [(name, str(out_dir / name)) for name, _ in files]
     return delivery
+
+
+def finished_files(out_dir: Path) -> list[tuple[str, int]]:
+    """(name, size) of the attempt's files. The broker removes the folder of an attempt whose lease
+    it gave up on, maybe while this lists it: then there is nothing to deliver (the broker ignores
+    a late finisher anyway)."""
+    files = []
+    try:
+        for entry in sorted(out_dir.iterdir()):
+            if entry.is_file() and not entry.name.startswith("."):
+                files.append((entry.name, entry.stat().st_size))
+    except FileNotFoundError:
+        return []
+    return files
 
 
 def failure_delivery(key: tuple[int, int], error: str | None, kind: str) -> dict:
