@@ -105,7 +105,8 @@ _spec_options = [
     click.option("--quality", type=click.Choice(["warn", "fail"]), default="warn", show_default=True,
                  help="Views the render flags (clipped: the object touches the border; out_of_frame; blank): "
                       "warn counts them in the summary and the dataset card; fail fails the object at once "
-                      "(no retry; its files stay for a look, it is left out of metadata.json)."),
+                      "(no retry; its views go to OUT/.farm/refused/ for a look, a previous set stays, it is left out "
+                      "of metadata.json)."),
 ]
 
 

@@ -258,6 +258,8 @@ def output_folder_problem(out_root: str, out_rel: str) -> str | None:
 def attempt_folder(out_root: str, attempt_id: int):
     """OUT/.farm/attempts/<attempt_id>: where a shared-storage worker's child writes an attempt's
     files; the broker moves them into the object's folder when it accepts the RESULT."""
-    from blender_addon.contract.layout import FARM_DIR, confined_path
+    from blender_addon.contract.layout import confined_path
 
-    return confined_path(out_root, f"{FARM_DIR}/attempts/{int(attempt_id)}")
+    from .attempt_paths import attempt_rel
+
+    return confined_path(out_root, attempt_rel(attempt_id))

@@ -14,7 +14,9 @@ Storage: an attempt never writes into the object's folder. With shared storage t
 into OUT/.farm/attempts/<attempt_id>/; without it, into <scratch>/<attempt_id>/out and the worker
 streams the files to the broker in FILE_CHUNK messages. Either way the RESULT lists the files and
 the broker moves them into OUT/<out_rel>/ when it accepts the attempt (docs/internals.md). The
-worker removes only its attempt's own folder: after the ACK, on a failure, or when called back.
+worker removes only its attempt's own folder: after the ACK, on a failure, or when called back;
+never through a link (farm/attempt_paths.py): a link in the attempt folder's place stays, and so
+does what it points to (the task fails: the folder cannot be made).
 Its scratch (given, or a `farm-scratch-*` folder it makes and removes) also holds each render
 child's TMPDIR, so Blender's temporary folders go with it.
 """
@@ -35,6 +37,7 @@ import zmq
 from blender_addon.contract.peer_auth import PeerAuth
 
 from . import environment, protocol as P
+from .attempt_paths import attempt_rel, remove_real_folder
 from .gpus import child_env
 from .memory_watch import MemoryWatch
 from .render_child import RenderChild, exit_description
@@ -93,7 +96,7 @@ class Worker:
         self.task: dict | None = None
         self.deadline = 0.0
         self.out_dir: Path | None = None  # where the child writes this attempt's files
-        self.attempt_dir: Path | None = None  # this attempt's own folder: the only one it removes
+        self.own_folder: tuple[str, str] | None = None  # (root, below it): the only folder an attempt removes
         self.outbox = Outbox(self._send, self._send_blocking)  # results waiting for ACK
         self.last_recv = 0.0
         self.last_send = 0.0
@@ -232,9 +235,9 @@ class Worker:
     # --- tasks --------------------------------------------------------------------------------
     def _start_task(self, msg: dict) -> None:
         try:
-            attempt_dir, out_dir = self._attempt_folders(msg)
-            shutil.rmtree(attempt_dir, ignore_errors=True)  # named by this attempt's id: ours alone
-            out_dir.mkdir(parents=True)
+            own_folder, out_dir = self._attempt_folders(msg)
+            remove_real_folder(*own_folder)  # named by this attempt's id: ours alone
+            out_dir.mkdir(parents=True)  # a link left in its place: FileExistsError, the task fails
         except (OSError, ValueError) as exc:  # a path no file system takes fails the task, not the worker
             env = environment.error_of(exc)
             log.warning("task %s: cannot use its output folder: %s", msg["task_id"], exc)
@@ -243,7 +246,7 @@ class Worker:
             return
         self.task = msg
         self.out_dir = out_dir
-        self.attempt_dir = attempt_dir
+        self.own_folder = own_folder
         self.deadline = time.time() + float(msg["timeout_s"])
         if not self.child.alive:
             self.child.stop(graceful=False)
@@ -253,17 +256,19 @@ class Worker:
         self.child.send({"task": msg, "out_dir": str(out_dir)})
         self.memory.arm(self.child.pid)
 
-    def _attempt_folders(self, msg: dict) -> tuple[Path, Path]:
-        """(the attempt's own folder, where the child writes): OUT/.farm/attempts/<attempt_id>
-        with shared storage (the broker moves the files into place), else in the scratch."""
+    def _attempt_folders(self, msg: dict) -> tuple[tuple[str, str], Path]:
+        """(the attempt's own folder as (root, path below it), where the child writes):
+        OUT/.farm/attempts/<attempt_id> with shared storage (the broker moves the files into
+        place), else <scratch>/<attempt_id>/out."""
         if not self.shared_storage:
-            attempt_dir = self.scratch / str(msg["attempt_id"])
-            return attempt_dir, attempt_dir / "out"
+            own_folder = (str(self.scratch), str(int(msg["attempt_id"])))
+            return own_folder, self.scratch / own_folder[1] / "out"
         problem = P.output_folder_problem(msg["out_root"], msg["out_rel"])
         if problem:  # stored before the broker checked it: no file system call may see it
             raise ValueError(problem)
-        attempt_dir = P.attempt_folder(msg["out_root"], msg["attempt_id"])
-        return attempt_dir, attempt_dir
+        P.attempt_folder(msg["out_root"], msg["attempt_id"])  # LayoutError when a link leads out of OUT
+        own_folder = (msg["out_root"], attempt_rel(msg["attempt_id"]))
+        return own_folder, Path(own_folder[0]) / own_folder[1]
 
     def _on_child(self) -> None:
         while self.child.conn is not None and self.child.conn.poll():
@@ -313,16 +318,16 @@ class Worker:
         """The task is over here; `discard`: remove the attempt's own folder now (else the outbox
         removes it after the ACK)."""
         self.memory.disarm()
-        if discard and self.attempt_dir is not None:
-            shutil.rmtree(self.attempt_dir, ignore_errors=True)
+        if discard and self.own_folder is not None:
+            remove_real_folder(*self.own_folder)
         self.task = None
         self.out_dir = None
-        self.attempt_dir = None
+        self.own_folder = None
 
     def _finish(self, ok: bool, result: dict | None = None, error: str | None = None, kind: str = "asset") -> None:
         key = (self.task["task_id"], self.task["attempt_id"])
         if ok:
-            delivery = success_delivery(key, result, self.out_dir, self.attempt_dir, stream=not self.shared_storage)
+            delivery = success_delivery(key, result, self.out_dir, self.own_folder, stream=not self.shared_storage)
         else:
             full = environment.disk_full(self.out_dir) if kind != "env" else None
             if full:  # a render on a full disk fails in many ways ("image file is truncated"...)

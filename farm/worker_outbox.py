@@ -3,32 +3,34 @@
 A result is sent again after every reconnect until the broker acknowledges it (the broker counts
 only the current attempt's report, so a repeat is harmless). Without shared storage the result's
 files go first, in FILE_CHUNK messages. The attempt's folder (its staging folder under OUT/.farm,
-or its scratch folder) goes once the ACK arrives, whether the broker took the files or not.
+or its scratch folder) goes once the ACK arrives, whether the broker took the files or not; a link
+in its place is not followed (farm/attempt_paths.py).
 """
 from __future__ import annotations
 
 import base64
 import logging
-import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
 import zmq
 
 from . import protocol as P
+from .attempt_paths import remove_real_folder
 
 log = logging.getLogger("farm.worker")
 
 
-def success_delivery(key: tuple[int, int], result: dict | None, out_dir: Path, attempt_dir: Path,
+def success_delivery(key: tuple[int, int], result: dict | None, out_dir: Path, own_folder: tuple[str, str],
                      stream: bool) -> dict:
     """The RESULT of a finished attempt, listing the files in `out_dir` (the broker moves them into
     the object's folder); with `stream` (no shared storage) the files go along in FILE_CHUNKs.
-    `attempt_dir`, the attempt's own folder, is removed once the broker has acknowledged."""
+    `own_folder`, the attempt's own folder as (root, path below it), is removed once the broker
+    has acknowledged."""
     files = finished_files(out_dir)
     msg = {"task_id": key[0], "attempt_id": key[1], "ok": True, "result": result,
            "files": [{"name": name, "size": size} for name, size in files]}
-    delivery: dict = {"key": key, "msg": msg, "scratch": str(attempt_dir)}
+    delivery: dict = {"key": key, "msg": msg, "own_folder": own_folder}
     if stream:
         delivery["stream"] = [(name, str(out_dir / name)) for name, _ in files]
     return delivery
@@ -90,8 +92,8 @@ class Outbox:
 
     def ack(self, key: tuple[int, int]) -> None:
         delivery = self.pending.pop(key, None)
-        if delivery and delivery.get("scratch"):
-            shutil.rmtree(delivery["scratch"], ignore_errors=True)
+        if delivery and delivery.get("own_folder"):
+            remove_real_folder(*delivery["own_folder"])
 
     def deliver(self, delivery: dict) -> None:
         """Send a result (streamed files first). Safe to repeat: the broker dedups by attempt.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .. import protocol as P
 from ..store import Store, StoreError
+from .attempt_folders import remove_attempt_folder
 from .streamed import StreamedFiles
 from .submit_checks import check_submit
 from .workers import WorkerRegistry
@@ -75,4 +76,6 @@ class ClientRequests:
                 out.append((w.identity, P.encode("CANCEL_TASK", task_id=task_id, attempt_id=attempt_id)))
                 self.streamed.discard(w)
                 self.registry.release(w)
+            else:  # its worker is gone (e.g. a broker restart): no one will remove its folder
+                remove_attempt_folder(self.store.job(job_id)["out_root"], attempt_id)
         out.append((identity, P.encode("OK", detail=f"canceled; {len(leased)} running tasks called back")))

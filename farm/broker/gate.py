@@ -26,12 +26,11 @@ from zmq.utils.monitor import recv_monitor_message
 
 from blender_addon.contract.peer_auth import config_dir, token_file
 
-from ..keys import authorized_keys
+from ..keys import LOCAL_PEER, authorized_keys
 
 log = logging.getLogger("farm.broker")
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
-LOCAL_PEER = "local"
 REFUSAL_LOG_EVERY_S = 60.0
 HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 

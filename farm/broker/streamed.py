@@ -2,7 +2,8 @@
 
 Chunks land in OUT/.farm/incoming/<attempt_id>/<name>.part. A successful RESULT lists the files
 with their sizes; they are then renamed into OUT/<out_rel>/ (atomic renames, the completion marker
-last). A failed or abandoned attempt's parts are removed.
+last). A failed or abandoned attempt's parts are removed; a render refused for its quality
+flags (`--quality fail`) is moved into OUT/.farm/refused/<attempt_id>/ instead, for a look.
 
 A chunk may only continue a part or rewrite what it holds (offset <= its size; a worker sends each
 file from offset 0, again after a reconnect), so a part never has holes and takes no more disk
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from blender_addon.contract.layout import FARM_DIR, LayoutError, check_identifier, confined_path
 from .. import protocol as P
+from ..attempt_paths import INCOMING, attempt_rel
 from ..staged import is_staged, start_staging, swap_in
 from ..store import Store
 from .attempt_folders import remove_attempt_folder
@@ -30,7 +32,20 @@ MARKERS = ("transforms.json", "frames.json")  # installed last: they say the obj
 
 
 def incoming_dir(out_root: str, attempt_id: int) -> Path:
-    return confined_path(out_root, f"{FARM_DIR}/incoming/{attempt_id}")
+    return confined_path(out_root, attempt_rel(attempt_id, INCOMING))
+
+
+def refused_dir(out_root: str, attempt_id: int) -> Path:
+    """Where the files of an attempt refused for its quality flags are kept for a look."""
+    return confined_path(out_root, f"{FARM_DIR}/refused/{int(attempt_id)}")
+
+
+def _attempt_files(out_root: str, attempt_id: int, streamed: bool) -> tuple[Path, str]:
+    """(folder, file suffix) of an attempt's files: streamed parts in incoming/, or a shared-storage
+    worker's attempt folder."""
+    if streamed:
+        return incoming_dir(out_root, attempt_id), ".part"
+    return P.attempt_folder(out_root, attempt_id), ""
 
 
 def _sync(path: Path) -> None:
@@ -82,8 +97,7 @@ class StreamedFiles:
         `streamed`: the parts in incoming/; else a shared-storage worker's attempt folder.
         An add_views or rerender task's files go to its staging folder, swapped in when all are
         there (farm/staged.py), so the old views stay until the new set is complete."""
-        d = incoming_dir(out_root, attempt_id) if streamed else P.attempt_folder(out_root, attempt_id)
-        suffix = ".part" if streamed else ""
+        d, suffix = _attempt_files(out_root, attempt_id, streamed)
         plan = [self._planned_move(d, Path(out_root).resolve(), out_rel, f, suffix) for f in files]
         obj_dir = confined_path(out_root, out_rel)
         staging = start_staging(obj_dir) if is_staged(mode) and any(p[1].exists() for p in plan) else None
@@ -106,6 +120,23 @@ class StreamedFiles:
             d.rmdir()
         except OSError:
             pass
+
+    def set_aside(self, out_root: str, attempt_id: int, files: list[dict], streamed: bool = True) -> Path:
+        """Move a refused attempt's files (`--quality fail`) into OUT/.farm/refused/<attempt_id>/,
+        never into the object's folder, so its previous set stays as it was; returns that folder.
+        A file already moved (a RESULT repeated after a broker crash) is skipped."""
+        d, suffix = _attempt_files(out_root, attempt_id, streamed)
+        names = [check_identifier(str(f.get("name")), "file name") for f in files]
+        dest = refused_dir(out_root, attempt_id)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            if (d / f"{name}{suffix}").exists():
+                os.replace(d / f"{name}{suffix}", dest / name)
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+        return dest
 
     @staticmethod
     def _planned_move(d: Path, root: Path, out_rel: str, f: dict, suffix: str) -> tuple[bool, Path, Path]:

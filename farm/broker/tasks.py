@@ -4,6 +4,8 @@ leases that run out.
 Only the current attempt of a live lease held by the reporting worker counts; any other RESULT is
 acknowledged (the worker may forget it) and ignored. An accepted success's files are moved into
 the object's folder here, in the turn that marks it done: the broker alone writes object folders.
+A success refused for its quality flags never reaches the object's folder: its files are set aside
+in OUT/.farm/refused/<attempt_id>/.
 """
 from __future__ import annotations
 
@@ -81,12 +83,13 @@ class RenderTasks:
         ok = msg["ok"]
         error = msg.get("error") or ""
         kind = msg.get("error_kind") or "asset"
-        if ok:
+        # --quality fail: a flagged view fails the object at once, decided before anything is
+        # installed: the object's folder (a rerender's previous set) stays as it was
+        refusal = ok and quality_refusal(self.store.job(row["job_id"])["options"], msg.get("result") or {})
+        if refusal:
+            ok, error, kind = False, f"{refusal}; {self._set_aside(w, row, key, msg.get('files'))}", "quality"
+        elif ok:
             ok, error, kind = self._install(w, row, key, msg.get("files"))
-        if ok:  # --quality fail: a flagged view fails the object at once (its files stay for a look)
-            refusal = quality_refusal(self.store.job(row["job_id"])["options"], msg.get("result") or {})
-            if refusal:
-                ok, error, kind = False, refusal, "quality"
         if ok:
             if self.store.complete(*key, result=msg.get("result") or {}, now=now, row=row,
                                    blocklist_threshold=self.blocklist_threshold):
@@ -113,6 +116,17 @@ class RenderTasks:
             env = environment.error_of(exc)
             return False, env or f"the attempt's files could not be installed: {exc}", "env" if env else "worker"
         return True, "", ""
+
+    def _set_aside(self, w: WorkerSession, row, key: tuple[int, int], files: list[dict] | None) -> str:
+        """Keep a refused attempt's files for a look (OUT/.farm/refused/<attempt_id>/): where they are."""
+        try:
+            folder = self.streamed.set_aside(self.store.out_paths(row)[0], key[1], files or [],
+                                             streamed=not w.shared_storage)
+        except (OSError, ValueError) as exc:
+            if not w.shared_storage:
+                self.streamed.discard(w)
+            return f"its files could not be kept: {exc}"
+        return f"its files are in {folder}"
 
     # --- expiry -------------------------------------------------------------------------------
     def expire_leases(self, now: float, out: list) -> None:
