@@ -110,12 +110,17 @@ def sbatch_script(job: SlurmJob) -> str:
               "set -eu", f"cd {shlex.quote(os.getcwd())}"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     lines.append("exec " + shlex.join(worker_command(job)))
-    script = "\n".join(lines) + "\n"
-    if local_endpoint_key(job.connect) and may_span_nodes(script):
-        raise SlurmError(f"--connect {job.connect} is a loopback address: workers on other nodes cannot reach it;"
-                         " give the broker's address on the cluster network"
-                         " (farm broker --bind tcp://0.0.0.0:5555 --curve-keys DIR)")
-    return script
+    return "\n".join(lines) + "\n"
+
+
+def loopback_warning(job: SlurmJob, script: str) -> str | None:
+    """Why workers may not reach a loopback broker: tasks that can land on other nodes. A warning,
+    not a refusal: on a one-node cluster every task runs beside the broker."""
+    if not (local_endpoint_key(job.connect) and may_span_nodes(script)):
+        return None
+    return (f"--connect {job.connect} is a loopback address: workers on other nodes cannot reach it; unless "
+            "this cluster has one node, give the broker's address on the cluster network "
+            "(farm broker --bind tcp://0.0.0.0:5555 --curve-keys DIR)")
 
 
 def may_span_nodes(script: str) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .cli_options import check_range, curve_option
-from .slurm import SlurmJob, sbatch_script, submit
+from .slurm import SlurmJob, loopback_warning, sbatch_script, submit
 
 
 @click.command("slurm")
@@ -53,6 +53,9 @@ def slurm_cmd(connect, nodes, gpus_per_node, per_gpu, partition, time_limit, acc
                    time_limit=time_limit, account=account, extra=list(extra), curve_keys=curve_keys,
                    key_name=key_name, exit_when_idle=exit_when_idle, job_name=job_name, log_dir=log_dir)
     script = sbatch_script(job)
+    warning = loopback_warning(job, script)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     if dry_run:
         click.echo(script, nl=False)
         return 0
