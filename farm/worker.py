@@ -5,19 +5,10 @@ LIVENESS silent periods it closes the socket, waits (exponential backoff) and re
 sends READY again with the task it is still running and the results not yet acknowledged, so a
 restarted broker can adopt them. Results stay in an outbox until the broker ACKs them.
 
-The render runs in a child process (farm/worker_child.py) that keeps bpy loaded across tasks. The
-worker kills it on timeout, above `max_rss_mb` during a task (memory_watch.py) and when the
-broker calls a task back, and recycles it after `max_tasks` tasks. A crash of the child costs one
-attempt, not the worker; who is to blame is the broker's call, by evidence.
+The task itself (its attempt folder, the render child's messages, timeouts, memory, recycling)
+is farm/worker_attempt.py's AttemptRunner, which the worker feeds from its loop.
 
-Storage: an attempt never writes into the object's folder. With shared storage the child renders
-into OUT/.farm/attempts/<attempt_id>/; without it, into <scratch>/<attempt_id>/out and the worker
-streams the files to the broker in FILE_CHUNK messages. Either way the RESULT lists the files and
-the broker moves them into OUT/<out_rel>/ when it accepts the attempt (docs/internals.md). The
-worker removes only its attempt's own folder: after the ACK, on a failure, or when called back;
-never through a link (farm/attempt_paths.py): a link in the attempt folder's place stays, and so
-does what it points to (the task fails: the folder cannot be made).
-Its scratch (given, or a `farm-scratch-*` folder it makes and removes) also holds each render
+The worker's scratch (given, or a `farm-scratch-*` folder it makes and removes) also holds each render
 child's TMPDIR, so Blender's temporary folders go with it.
 """
 from __future__ import annotations
@@ -36,15 +27,15 @@ import zmq
 
 from blender_addon.contract.peer_auth import PeerAuth
 
-from . import environment, protocol as P
-from .attempt_paths import attempt_rel, remove_real_folder
+from . import protocol as P
 from .gpus import child_env
 from .memory_watch import MemoryWatch
-from .render_child import RenderChild, exit_description
+from .render_child import RenderChild
 from .slurm import slurm_identity
 from .sources import task_kinds
+from .worker_attempt import AttemptRunner
 from .worker_child import child_main
-from .worker_outbox import Outbox, failure_delivery, success_delivery
+from .worker_outbox import Outbox
 
 log = logging.getLogger("farm.worker")
 
@@ -77,8 +68,6 @@ class Worker:
         self.host = socket.gethostname()
         self.name = name or f"{self.host}-{os.getpid()}"
         self.device = device
-        self.max_tasks = max_tasks
-        self.max_rss_mb = max_rss_mb
         self.shared_storage = shared_storage
         self.own_scratch = not scratch  # made here, so removed here
         self.scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="farm-scratch-"))
@@ -88,22 +77,35 @@ class Worker:
         self.liveness = liveness
         self.exit_after = exit_after
         self.exit_when_idle = exit_when_idle  # seconds without a task (Slurm: free the node)
-        self.last_busy = time.time()
-        self.child = RenderChild(device, child_env(gpu, threads), child_target, self.scratch)  # pinned to its GPU
-        self.memory = MemoryWatch(max_rss_mb)
         self.ctx = zmq.Context.instance()
         self.sock = None
-        self.task: dict | None = None
-        self.deadline = 0.0
-        self.out_dir: Path | None = None  # where the child writes this attempt's files
-        self.own_folder: tuple[str, str] | None = None  # (root, below it): the only folder an attempt removes
         self.outbox = Outbox(self._send, self._send_blocking)  # results waiting for ACK
+        child = RenderChild(device, child_env(gpu, threads), child_target, self.scratch)  # pinned to its GPU
+        self.attempt = AttemptRunner(child, MemoryWatch(max_rss_mb), self.outbox, self._send,
+                                     shared_storage=shared_storage, scratch=self.scratch, max_tasks=max_tasks,
+                                     max_rss_mb=max_rss_mb, on_finished=self._after_task)
         self.last_recv = 0.0
         self.last_send = 0.0
         self.backoff = 0.5
         self.reconnect_at: float | None = None
         self.stopping = False
-        self.done_tasks = 0
+
+    @property
+    def child(self) -> RenderChild:
+        return self.attempt.child
+
+    @child.setter
+    def child(self, child: RenderChild) -> None:
+        self.attempt.child = child
+
+    @property
+    def memory(self) -> MemoryWatch:
+        return self.attempt.memory
+
+    @property
+    def task(self) -> dict | None:
+        """The TASK message being rendered, or None."""
+        return self.attempt.task
 
     # --- socket -------------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -113,9 +115,8 @@ class Worker:
         self.sock.connect(self.connect_addr)
         now = time.time()
         self.last_recv = now
-        running = {"task_id": self.task["task_id"], "attempt_id": self.task["attempt_id"]} if self.task else None
         self._send("READY", worker=self.name, host=self.host, pid=os.getpid(), device=self.device,
-                   shared_storage=self.shared_storage, kinds=task_kinds(), running=running,
+                   shared_storage=self.shared_storage, kinds=task_kinds(), running=self.attempt.running(),
                    results=self.outbox.keys(), slurm=slurm_identity())
         self.outbox.deliver_all()
         log.info("worker %s connected to %s", self.name, self.connect_addr)
@@ -181,9 +182,9 @@ class Worker:
                     continue
                 self._on_broker(msg)
         if self.child.conn is not None and events.get(self.child.fileno()):
-            self._on_child()
+            self.attempt.on_child()
         self.child.pump_output()
-        self._supervise(now)
+        self.attempt.supervise(now)
         self._liveness(now)
         self._exit_if_idle(now)
 
@@ -205,8 +206,8 @@ class Worker:
     def _exit_if_idle(self, now: float) -> None:
         """--exit-when-idle: stop once no task has run for that long and every result is acknowledged."""
         if (self.exit_when_idle and self.task is None and not self.outbox.keys()
-                and now - self.last_busy >= self.exit_when_idle and not self.stopping):
-            log.info("no work for %.0fs: worker %s exits", now - self.last_busy, self.name)
+                and now - self.attempt.last_busy >= self.exit_when_idle and not self.stopping):
+            log.info("no work for %.0fs: worker %s exits", now - self.attempt.last_busy, self.name)
             self.stopping = True
 
     def _on_broker(self, msg: dict) -> None:
@@ -221,10 +222,7 @@ class Worker:
         elif mtype == "ACK":
             self.outbox.ack((msg["task_id"], msg["attempt_id"]))
         elif mtype == "CANCEL_TASK":
-            if self.task and (self.task["task_id"], self.task["attempt_id"]) == (msg["task_id"], msg["attempt_id"]):
-                log.info("task %s called back by the broker", msg["task_id"])
-                self._kill_child()
-                self._end_attempt(discard=True)
+            self.attempt.call_back(msg["task_id"], msg["attempt_id"])
         elif mtype == "ERROR":  # e.g. the broker could not record a result: it stays in the outbox
             log.warning("the broker answered: %s", msg["error"])
         elif mtype == "RECONNECT":
@@ -232,137 +230,24 @@ class Worker:
             self._connect()
         # HEARTBEAT: nothing to do beyond last_recv
 
-    # --- tasks --------------------------------------------------------------------------------
+    # --- tasks (farm/worker_attempt.py) ---------------------------------------------------------
     def _start_task(self, msg: dict) -> None:
-        try:
-            own_folder, out_dir = self._attempt_folders(msg)
-            remove_real_folder(*own_folder)  # named by this attempt's id: ours alone
-            out_dir.mkdir(parents=True)  # a link left in its place: FileExistsError, the task fails
-        except (OSError, ValueError) as exc:  # a path no file system takes fails the task, not the worker
-            env = environment.error_of(exc)
-            log.warning("task %s: cannot use its output folder: %s", msg["task_id"], exc)
-            self.outbox.add(failure_delivery((msg["task_id"], msg["attempt_id"]),
-                                             env or f"cannot use the output folder: {exc}", "env" if env else "worker"))
-            return
-        self.task = msg
-        self.out_dir = out_dir
-        self.own_folder = own_folder
-        self.deadline = time.time() + float(msg["timeout_s"])
-        if not self.child.alive:
-            self.child.stop(graceful=False)
-            self.child.start()
-        self.child.begin_task()
-        log.info("task %s attempt %s: %s", msg["task_id"], msg["attempt_id"], msg["asset"].get("uid"))
-        self.child.send({"task": msg, "out_dir": str(out_dir)})
-        self.memory.arm(self.child.pid)
-
-    def _attempt_folders(self, msg: dict) -> tuple[tuple[str, str], Path]:
-        """(the attempt's own folder as (root, path below it), where the child writes):
-        OUT/.farm/attempts/<attempt_id> with shared storage (the broker moves the files into
-        place), else <scratch>/<attempt_id>/out."""
-        if not self.shared_storage:
-            own_folder = (str(self.scratch), str(int(msg["attempt_id"])))
-            return own_folder, self.scratch / own_folder[1] / "out"
-        problem = P.output_folder_problem(msg["out_root"], msg["out_rel"])
-        if problem:  # stored before the broker checked it: no file system call may see it
-            raise ValueError(problem)
-        P.attempt_folder(msg["out_root"], msg["attempt_id"])  # LayoutError when a link leads out of OUT
-        own_folder = (msg["out_root"], attempt_rel(msg["attempt_id"]))
-        return own_folder, Path(own_folder[0]) / own_folder[1]
-
-    def _on_child(self) -> None:
-        while self.child.conn is not None and self.child.conn.poll():
-            msg = self.child.recv()
-            if msg is None:
-                return  # gone; _supervise notices
-            if "ready" in msg:
-                self.child.ready = True
-            elif "progress" in msg and self.task:
-                done, total = msg["progress"]
-                self._send("PROGRESS", task_id=self.task["task_id"], attempt_id=self.task["attempt_id"],
-                           done=done, total=total)
-            elif "result" in msg and self.task:
-                self._finish(True, result=msg["result"])
-            elif "error" in msg and self.task:
-                self._finish(False, error=msg["error"], kind=msg.get("kind") or "worker")
-
-    def _supervise(self, now: float) -> None:
-        if self.task is None:
-            return
-        if not self.child.alive:
-            code = self.child.proc.exitcode if self.child.proc else None
-            self._on_child()  # a result may be waiting in the pipe
-            if self.task is None:
-                return
-            self.child.stop(graceful=False)
-            self._finish(False, error=self._death_reason(code), kind="worker")
-        elif now > self.deadline:
-            self._kill_child()
-            self._finish(False, error=f"render timed out after {self.task['timeout_s']:g}s and was killed",
-                         kind="timeout")
-
-    def _death_reason(self, code: int | None) -> str:
-        """Why the child died: our memory ceiling, or its exit with its last words."""
-        tripped = self.memory.tripped
-        if tripped and tripped["pid"] == self.child.last_pid:
-            return (f"render process exceeded {self.max_rss_mb:g} MB (--max-rss-mb) and was killed "
-                    f"at {tripped['rss_mb']:.0f} MB")
-        words = self.child.last_words()
-        return f"render process died ({exit_description(code)})" + (f": {words}" if words else "")
-
-    def _kill_child(self) -> None:
-        self.memory.disarm()
-        self.child.stop(graceful=False)
-
-    def _end_attempt(self, discard: bool) -> None:
-        """The task is over here; `discard`: remove the attempt's own folder now (else the outbox
-        removes it after the ACK)."""
-        self.memory.disarm()
-        if discard and self.own_folder is not None:
-            remove_real_folder(*self.own_folder)
-        self.task = None
-        self.out_dir = None
-        self.own_folder = None
+        self.attempt.start(msg)
 
     def _finish(self, ok: bool, result: dict | None = None, error: str | None = None, kind: str = "asset") -> None:
-        key = (self.task["task_id"], self.task["attempt_id"])
-        if ok:
-            delivery = success_delivery(key, result, self.out_dir, self.own_folder, stream=not self.shared_storage)
-        else:
-            full = environment.disk_full(self.out_dir) if kind != "env" else None
-            if full:  # a render on a full disk fails in many ways ("image file is truncated"...)
-                error, kind = f"{full}; the render said: {error}", "env"
-            delivery = failure_delivery(key, error, kind)
-            log.warning("task %s failed (%s): %s", key[0], kind, error)
-        self._end_attempt(discard=not ok)  # no file of a failed attempt stays behind
-        self.done_tasks += 1
-        self.last_busy = time.time()
-        self.outbox.add(delivery)
-        self._maybe_recycle_child()
-        if self.exit_after and self.done_tasks >= self.exit_after:
+        self.attempt.finish(ok, result=result, error=error, kind=kind)
+
+    def _after_task(self) -> None:
+        """`exit_after`: stop once that many tasks are done."""
+        if self.exit_after and self.attempt.done_tasks >= self.exit_after:
             self.stopping = True
 
-    def _maybe_recycle_child(self) -> None:
-        """A fresh render child after `max_tasks` tasks or above `max_rss_mb`."""
-        if self.child.alive:
-            self.child.tasks += 1
-            rss = self.child.rss_mb()
-            if self.child.tasks >= self.max_tasks or rss > self.max_rss_mb:
-                log.info("recycling the render child after %d tasks (%.0f MB)", self.child.tasks, rss)
-                self.child.stop(graceful=True)
-                self.child.start()
-
     def _shutdown(self) -> None:
-        busy = self.task is not None
-        if busy:
-            self._kill_child()
-            self._end_attempt(discard=True)
-        self.child.stop(graceful=not busy)
-        self.memory.close()
+        self.attempt.close()
         if self.own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
         if self.sock is not None:
             self._send("DISCONNECT")
             self.sock.close(linger=1000)
             self.sock = None
-        log.info("worker %s stopped after %d tasks", self.name, self.done_tasks)
+        log.info("worker %s stopped after %d tasks", self.name, self.attempt.done_tasks)

@@ -9,9 +9,10 @@ Blender to handle the events; `found = yield from locate(...)` returns a value.
 """
 import bpy
 
-HANDLE_S = 0.02
+HANDLE_S = 0.02  # one pass of the event loop: the hovered button becomes active
+LAG_MOVES = 3  # how many moves behind a hover may be seen, on a loaded machine
 NOTHING = "(nothing under the mouse)"
-MISSES = []  # what a failed row scan hovered, for the report  # one pass of the event loop: the hovered button becomes active
+MISSES = []  # what a failed row scan hovered, for the report
 
 
 MOUSE = {}  # window -> where the mouse is: key presses happen there (else at 0, 0, which closes menus)
@@ -63,29 +64,29 @@ def under_mouse(win, area, region):
     return "" if wm.clipboard == NOTHING else wm.clipboard
 
 
-def locate(win, area, region, wanted, xs=None, step=5, upward=False):
+def locate(win, area, region, wanted, xs=None, step=5, upward=False, pace=HANDLE_S):
     """Hover down the region (up it, with `upward`) at a few columns, until the button whose
     command or data path contains `wanted` is under the mouse. Returns its (x, y) in window
-    coordinates, or None."""
+    coordinates, or None. `pace`: the wait after each move (a loaded machine needs longer)."""
     xs = xs or [region.x + int(region.width * f) for f in (0.5, 0.75, 0.9, 0.3)]
     yield from unhover(win, region)
-    previous = None
+    recent = []  # the last points hovered, newest first
     rows = range(region.y + region.height - 12, region.y, -step)
     for y in reversed(rows) if upward else rows:
         for x in xs:
             move(win, x, y)
-            yield HANDLE_S
+            recent = [(x, y), *recent[:LAG_MOVES]]
+            yield pace
             if wanted in under_mouse(win, area, region):
-                # the hover can lag one move behind: settle on this point, else the one before
-                for cx, cy in filter(None, ((x, y), previous)):
+                # the hover can lag a few moves behind: settle on this point, else the ones before
+                for cx, cy in recent:
                     if (yield from hovers(win, area, region, wanted, cx, cy)):
                         bottom = yield from last_hit(win, area, region, wanted, cx, cy)
                         return cx, (cy + bottom) // 2  # the middle: the row's other buttons share it
-            previous = x, y
     return None
 
 
-def hovers(win, area, region, wanted, x, y, settle=0.1):
+def hovers(win, area, region, wanted, x, y, settle=0.15):
     """Whether `wanted` is under the mouse at (x, y), given time to settle."""
     move(win, x, y)
     yield settle
@@ -118,8 +119,8 @@ def locate_in_row(win, area, region, wanted, y, step=6):
         yield HANDLE_S
         seen.append((x, y, under_mouse(win, area, region)))
         if wanted in seen[-1][2]:
-            for cx, cy in ((x, y), (x + step, y)):  # the hover can lag one move behind
-                if (yield from hovers(win, area, region, wanted, cx, cy)):
-                    return cx, cy
+            for cx in range(x, x + step * (LAG_MOVES + 1), step):  # the hover can lag a few moves behind
+                if (yield from hovers(win, area, region, wanted, cx, y)):
+                    return cx, y
     MISSES.append(seen)
     return None
