@@ -20,6 +20,7 @@ from blender_addon.contract.layout import FARM_DIR
 
 ATTEMPTS = "attempts"  # OUT/.farm/attempts/<attempt_id>: a shared-storage attempt's files
 INCOMING = "incoming"  # OUT/.farm/incoming/<attempt_id>: a streamed attempt's parts
+REFUSED = "refused"  # OUT/.farm/refused/<attempt_id>: a render refused by --quality fail, for a look
 
 
 def attempt_rel(attempt_id: int, kind: str = ATTEMPTS) -> str:

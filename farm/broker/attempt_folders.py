@@ -35,6 +35,11 @@ def remove_attempt_folder(out_root: str, attempt_id: int) -> None:
         remove_real_folder(out_root, attempt_rel(attempt_id, kind))
 
 
+def remove_job_attempt_folder(store: Store, job_id: str, attempt_id: int) -> None:
+    """remove_attempt_folder for an attempt of `job_id`, in that job's OUT."""
+    remove_attempt_folder(store.job(job_id)["out_root"], attempt_id)
+
+
 def _attempt_names(folder: Path) -> dict[int, str]:
     """attempt id -> entry name, for the entries named as an attempt's folder is named."""
     names = {}

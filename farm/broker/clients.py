@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .. import protocol as P
 from ..store import Store, StoreError
-from .attempt_folders import remove_attempt_folder
+from .attempt_folders import remove_job_attempt_folder
 from .streamed import StreamedFiles
 from .submit_checks import check_submit
 from .workers import WorkerRegistry
@@ -77,5 +77,5 @@ class ClientRequests:
                 self.streamed.discard(w)
                 self.registry.release(w)
             else:  # its worker is gone (e.g. a broker restart): no one will remove its folder
-                remove_attempt_folder(self.store.job(job_id)["out_root"], attempt_id)
+                remove_job_attempt_folder(self.store, job_id, attempt_id)
         out.append((identity, P.encode("OK", detail=f"canceled; {len(leased)} running tasks called back")))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from blender_addon.contract.layout import FARM_DIR, LayoutError, check_identifier, confined_path
 from .. import protocol as P
-from ..attempt_paths import INCOMING, attempt_rel
+from ..attempt_paths import INCOMING, REFUSED, attempt_rel
 from ..staged import is_staged, start_staging, swap_in
 from ..store import Store
 from .attempt_folders import remove_attempt_folder
@@ -37,7 +37,7 @@ def incoming_dir(out_root: str, attempt_id: int) -> Path:
 
 def refused_dir(out_root: str, attempt_id: int) -> Path:
     """Where the files of an attempt refused for its quality flags are kept for a look."""
-    return confined_path(out_root, f"{FARM_DIR}/refused/{int(attempt_id)}")
+    return confined_path(out_root, attempt_rel(attempt_id, REFUSED))
 
 
 def _attempt_files(out_root: str, attempt_id: int, streamed: bool) -> tuple[Path, str]:

@@ -15,7 +15,7 @@ import logging
 from .. import environment, protocol as P
 from ..dataset.flags import quality_refusal
 from ..store import Store
-from .attempt_folders import remove_attempt_folder
+from .attempt_folders import remove_job_attempt_folder
 from .streamed import StreamedFiles
 from .workers import WorkerRegistry, WorkerSession
 
@@ -146,5 +146,5 @@ class RenderTasks:
                     f"lease expired: worker {row['worker']} did not come back"
                 self.store.fail(*key, error=reason, kind="lost", now=now)
                 if row["queue"] == "render":  # its worker may have left a folder on shared storage
-                    remove_attempt_folder(self.store.job(row["job_id"])["out_root"], key[1])
+                    remove_job_attempt_folder(self.store, row["job_id"], key[1])
             self.registry.maybe_queued = True

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .. import protocol as P
 from blender_addon.contract.layout import check_identifier
 from ..store import Store
-from .attempt_folders import remove_attempt_folder
+from .attempt_folders import remove_job_attempt_folder
 from .streamed import StreamedFiles
 
 log = logging.getLogger("farm.broker")
@@ -92,7 +92,7 @@ class WorkerRegistry:
         for task_id, attempt_id in self.store.render_leases_of(name):
             if (task_id, attempt_id) not in holding:
                 self.store.fail(task_id, attempt_id, f"worker {name} restarted during the task", kind="lost", now=now)
-                remove_attempt_folder(self.store.job(self.store.task_row(task_id)["job_id"])["out_root"], attempt_id)
+                remove_job_attempt_folder(self.store, self.store.task_row(task_id)["job_id"], attempt_id)
                 self.maybe_queued = True
         self.maybe_queued = True
         log.info("worker %s ready (%s, %s, pid %s)", name, msg["host"], msg["device"], msg["pid"])
