@@ -33,6 +33,8 @@ class RenderAllJob:
     def __init__(self, asset, spec, out_dir, uid):
         self.out_dir, self.total, self.done = Path(out_dir), spec.view_count, 0
         self.staging = self.out_dir.parent / f".{self.out_dir.name}.render-all"  # see render_all_child
+        if self.staging.is_symlink():  # not ours: rendering into it would write where it points
+            raise OSError(f"{self.staging} is a symbolic link, not Render All's own folder; remove it")
         shutil.rmtree(self.staging, ignore_errors=True)  # ours, left by a Blender that crashed
         self.sheet = str(self.out_dir.parent / f"{uid}_contact_sheet.png")
         self.result, self.error, self.cancelled = None, "", False

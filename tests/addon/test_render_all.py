@@ -77,6 +77,32 @@ def test_a_finished_rerender_replaces_the_set(addon, glb_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["Duck", "Duck_contact_sheet.png"]
 
 
+def test_a_crashed_runs_leftovers_never_reach_the_set(addon, glb_dir, tmp_path):
+    bpy = addon
+    _setup(bpy, glb_dir, tmp_path, views=2)
+    leftover = tmp_path / "views" / ".Duck.render-all"
+    leftover.mkdir(parents=True)
+    (leftover / "007.png").write_bytes(b"from a Blender that was killed")
+    assert bpy.ops.mvcap.render_all() == {"FINISHED"}
+    out = tmp_path / "views" / "Duck"
+    assert sorted(p.name for p in out.iterdir()) == ["000.png", "001.png", "transforms.json"]
+    assert not leftover.exists()
+
+
+def test_a_link_in_place_of_the_staging_folder_is_refused_and_not_followed(addon, glb_dir, tmp_path):
+    bpy = addon
+    _setup(bpy, glb_dir, tmp_path, views=2)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not Render All's")
+    (tmp_path / "views").mkdir()
+    (tmp_path / "views" / ".Duck.render-all").symlink_to(elsewhere)
+    with pytest.raises(RuntimeError, match=r"\.Duck\.render-all is a symbolic link, not Render All's own folder"):
+        bpy.ops.mvcap.render_all()
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+    assert not (tmp_path / "views" / "Duck").exists() and not bpy.context.scene.mvcap.render_all_running
+
+
 def test_render_all_without_an_asset_is_refused(addon, tmp_path):
     bpy = addon
     with pytest.raises(RuntimeError, match="no asset: import one first"):
